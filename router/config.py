@@ -1,0 +1,243 @@
+"""Kurier's configuration: one YAML file, validated once at start-up, overridable from the environment.
+
+Everything is optional: with no file at all Kurier runs on embedded defaults (SQLite journal, the
+in-process queue transport, sample inbox/outbox folders under ``./kurier-data``). Unknown keys are
+refused, and every error names the file, the key and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from router.errors import ConfigError
+from schemas.identifiers import InvalidIdentifier, normalize_guid, validate_eik
+
+__all__ = [
+    "AdapterConfig",
+    "ApiConfig",
+    "KurierConfig",
+    "LimitsConfig",
+    "MatchConfig",
+    "ProcessingConfig",
+    "RetryConfig",
+    "RouteConfig",
+    "load_config",
+]
+
+MiB = 1024 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8470
+    # Bearer token for /api and /metrics; when unset, `kurier run` makes one in <data_dir>/api-token.
+    token: SecretStr | None = None
+
+
+class LimitsConfig(_Strict):
+    max_document_bytes: int = Field(100 * MiB, gt=0)  # all files of one document together
+    max_xml_bytes: int = Field(10 * MiB, gt=0)  # one metadata/XML file (the SEOS reference caps at 10 MB)
+    max_attachments: int = Field(500, gt=0)
+
+
+class RetryConfig(_Strict):
+    """Delivery retries. Quick in-process tries first, then the journal schedules later tries."""
+
+    in_process_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(10, ge=1)  # like the SEOS reference sender: 10 tries...
+    first_delay_seconds: float = Field(10.0, ge=0)
+    max_delay_seconds: float = Field(600.0, ge=0)  # ...at most 10 minutes apart
+
+
+class ProcessingConfig(_Strict):
+    batch_size: int = Field(100, ge=1, le=5000)  # messages handled, journaled and acked together
+    batch_wait_ms: int = Field(20, ge=0)  # how long a worker waits to fill a batch
+    prefetch: int = Field(300, ge=1)
+    sweep_interval_seconds: float = Field(5.0, gt=0)  # due retries and recovery
+    # A non-terminal envelope untouched this long is re-queued from the journal (lost message or crash).
+    recovery_grace_seconds: float = Field(120.0, ge=0)
+
+
+class AdapterConfig(BaseModel):
+    """A source or destination: ``adapter`` names the kind, the other keys are the kind's own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    adapter: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MatchConfig(_Strict):
+    """All given keys must match (AND); within a key, any listed value matches (OR)."""
+
+    source: list[str] = []
+    sender_eik: list[str] = []
+    sender_guid: list[str] = []
+    recipient_eik: list[str] = []
+    recipient_guid: list[str] = []
+    kind: list[str] = []
+    procedure_code: list[str] = []
+
+    @field_validator("sender_eik", "recipient_eik")
+    @classmethod
+    def _eiks(cls, values: list[str]) -> list[str]:
+        return [validate_eik(v) for v in values]
+
+    @field_validator("sender_guid", "recipient_guid")
+    @classmethod
+    def _guids(cls, values: list[str]) -> list[str]:
+        return [normalize_guid(v) for v in values]
+
+    @field_validator("kind")
+    @classmethod
+    def _kinds(cls, values: list[str]) -> list[str]:
+        return [v.strip().casefold() for v in values]
+
+
+class RouteConfig(_Strict):
+    name: str
+    match: MatchConfig = MatchConfig()
+    deliver_to: list[str] = Field(min_length=1)
+
+    @field_validator("deliver_to")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("deliver_to names a destination twice")
+        return values
+
+
+class DefaultRoute(_Strict):
+    deliver_to: list[str] = Field(min_length=1)
+
+
+class KurierConfig(BaseSettings):
+    """The whole configuration. Environment variables ``KURIER_*`` override the file."""
+
+    model_config = SettingsConfigDict(env_prefix="KURIER_", extra="forbid", frozen=True, env_nested_delimiter="__")
+
+    data_dir: Path = Path("kurier-data")
+    journal_url: str | None = None  # default: sqlite:///<data_dir>/journal.sqlite3
+    broker_url: str = "memory://"  # the embedded transport; amqp://user:pass@host:5672/vhost for RabbitMQ
+    queue_prefix: str = Field("kurier", pattern=r"^[A-Za-z0-9_.-]+$")
+    node_name: str | None = None  # who this process is in journal events; default host:pid
+    api: ApiConfig = ApiConfig()
+    limits: LimitsConfig = LimitsConfig()
+    retry: RetryConfig = RetryConfig()
+    processing: ProcessingConfig = ProcessingConfig()
+    sources: dict[str, AdapterConfig] = {}
+    destinations: dict[str, AdapterConfig] = {}
+    routes: list[RouteConfig] = []
+    default_route: DefaultRoute | None = None
+    config_file: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, so one file serves every stage of deployment.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> KurierConfig:
+        names = set(self.destinations)
+        seen: set[str] = set()
+        for index, route in enumerate(self.routes):
+            where = f"routes[{index}] {route.name!r}"
+            if route.name in seen:
+                raise ValueError(f"{where}: another route has the same name; names must be unique")
+            seen.add(route.name)
+            for dest in route.deliver_to:
+                if dest not in names:
+                    raise ValueError(f"{where}: deliver_to names {dest!r}, which is not under destinations "
+                                     f"(known: {', '.join(sorted(names)) or 'none'})")
+            for src in route.match.source:
+                if src not in self.sources:
+                    raise ValueError(f"{where}: match.source names {src!r}, which is not under sources")
+        if self.default_route:
+            for dest in self.default_route.deliver_to:
+                if dest not in names:
+                    raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under destinations")
+        for name in [*self.sources, *self.destinations]:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"source/destination name {name!r}: use letters, digits, '-' and '_' only")
+        return self
+
+    @property
+    def resolved_journal_url(self) -> str:
+        return self.journal_url or f"sqlite:///{(self.data_dir / 'journal.sqlite3').resolve()}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """Relative paths in the file are relative to the data directory."""
+        path = Path(value)
+        return path if path.is_absolute() else self.data_dir / path
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: the configuration is not valid:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and indentation)"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> KurierConfig:
+    """Read and validate the configuration; raise :class:`ConfigError` naming the file, key and problem."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{file}: no such configuration file") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid YAML (UTF-8): {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of keys (data_dir, sources, routes, ...)")
+        data = loaded or {}
+        base = file.resolve().parent
+        # A relative data_dir in a file means relative to that file, not to wherever kurier was started.
+        if "data_dir" in data and not Path(str(data["data_dir"])).is_absolute():
+            data["data_dir"] = str(base / str(data["data_dir"]))
+        data["config_file"] = file
+    data.update(overrides)
+    try:
+        return KurierConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from exc
+    except InvalidIdentifier as exc:  # pragma: no cover - pydantic wraps validator errors
+        raise ConfigError(f"{source}: {exc}") from exc

@@ -1,0 +1,86 @@
+"""The journal's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments a plain INTEGER PRIMARY KEY.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("document_guid", String(38), nullable=False),
+    Column("parent_guid", String(38)),
+    Column("source", String(64), nullable=False),
+    Column("fingerprint", String(64)),  # SHA-256 of the document's content: tells a resend from a clash
+    Column("sender_eik", String(13)),
+    Column("sender_guid", String(38)),
+    Column("sender_name", String(500)),
+    Column("recipient_eik", String(13)),
+    Column("recipient_guid", String(38)),
+    Column("recipient_name", String(500)),
+    Column("kind", String(200)),
+    Column("subject", Text),
+    Column("reg_number", String(100)),
+    Column("reg_date", Date),
+    Column("procedure_code", String(100)),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(50)),
+    Column("error", Text),
+    Column("data", Text, nullable=False),  # the whole canonical envelope as JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "document_guid", name="uq_envelopes_source_document"),
+    Index("ix_envelopes_status_updated", "status", "updated_at"),
+    Index("ix_envelopes_document_guid", "document_guid"),
+    Index("ix_envelopes_reg_number", "reg_number"),
+    Index("ix_envelopes_sender_eik", "sender_eik"),
+    Index("ix_envelopes_recipient_eik", "recipient_eik"),
+    Index("ix_envelopes_created", "created_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("envelope_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("stage", String(20), nullable=False),  # receive, validate, transform, sign, route, deliver, ...
+    Column("outcome", String(16), nullable=False),  # ok, skipped, refused, failed, retry, duplicate
+    Column("actor", String(120), nullable=False),  # which node/adapter did it
+    Column("destination", String(64)),
+    Column("detail", Text),
+    Index("ix_events_envelope", "envelope_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(100), primary_key=True),  # <envelope id>:<destination>, the idempotency key
+    Column("envelope_id", String(32), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, retry, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_try", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("receipt", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_deliveries_envelope", "envelope_id"),
+    Index("ix_deliveries_status_next", "status", "next_try"),
+)
