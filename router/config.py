@@ -34,6 +34,7 @@ __all__ = [
     "ProcessingConfig",
     "RetryConfig",
     "RouteConfig",
+    "TransformConfig",
     "load_config",
 ]
 
@@ -127,6 +128,16 @@ class RouteConfig(_Strict):
         return values
 
 
+class TransformConfig(_Strict):
+    """An XSLT applied to a document's XML files (e.g. an AIS's own format to a standard one)."""
+
+    name: str
+    match: MatchConfig = MatchConfig()
+    xslt: Path
+    xsd: Path | None = None  # the result must be valid against this schema
+    files: str = "*.xml"  # which attachments, by file-name pattern
+
+
 class DefaultRoute(_Strict):
     deliver_to: list[str] = Field(min_length=1)
 
@@ -149,6 +160,7 @@ class KurierConfig(BaseSettings):
     destinations: dict[str, AdapterConfig] = {}
     routes: list[RouteConfig] = []
     default_route: DefaultRoute | None = None
+    transforms: list[TransformConfig] = []
     config_file: Path | None = Field(None, exclude=True)
 
     @classmethod

@@ -33,10 +33,12 @@ class KurierError(Exception):
     #: A short machine-readable code, journaled beside the message (e.g. "invalid-eik").
     code: str = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, journal_id: str | None = None) -> None:
         super().__init__(message)
         if code:
             self.code = code
+        #: Where the journal recorded this (an envelope id), when it did.
+        self.journal_id = journal_id
 
     @property
     def message(self) -> str:

@@ -370,8 +370,8 @@ class Journal:
             )
             return [(r.id, r.envelope_id, r.destination) for r in rows]
 
-    def touch(self, envelope_ids: Sequence[str] = (), delivery_ids: Sequence[str] = ()) -> None:
-        """Mark re-queued work as fresh so the next sweep leaves it alone for a grace period."""
+    def touch(self, envelope_ids: Sequence[str] = (), delivery_ids: Sequence[str] = (), *, hold: float = 0.0) -> None:
+        """Mark re-queued work as fresh, so the sweeps in the next ``hold`` seconds leave it alone."""
         now = utcnow()
         with self.engine.begin() as conn:
             for chunk in _chunks(list(envelope_ids), 500):
@@ -380,6 +380,10 @@ class Journal:
                 conn.execute(
                     update(deliveries).where(deliveries.c.id.in_(chunk), deliveries.c.status == "pending")
                     .values(updated_at=now)
+                )
+                conn.execute(
+                    update(deliveries).where(deliveries.c.id.in_(chunk), deliveries.c.status == "retry")
+                    .values(next_try=now + timedelta(seconds=hold))
                 )
 
     def load(self, envelope_ids: Iterable[str]) -> dict[str, Envelope]:

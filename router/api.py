@@ -1,0 +1,229 @@
+"""The operations API: health, readiness, Prometheus metrics and a read-only view of the journal.
+
+Operations staff (and their dashboards) use it to find a document by GUID, registration number or
+EIK and see what happened to it. Everything but /health and /ready needs ``Authorization: Bearer``.
+Handlers are plain ``def``: the journal is synchronous SQLAlchemy, and FastAPI runs them in its
+threadpool. Error bodies carry English and Bulgarian text, since the operators read Bulgarian.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+
+from router.journal import Journal
+from router.metrics import Metrics
+from schemas.envelope import EnvelopeStatus
+
+__all__ = ["ApiError", "create_app", "redact_secrets"]
+
+log = logging.getLogger(__name__)
+
+# user:password@ in any URL (amqp://, postgresql+psycopg://, https://), and password=... in DSNs/queries.
+# The password runs to the *last* @ of the URL: people do put an unescaped @ or / in passwords.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"<>]*:[^\s'\"<>]*@")
+_KEY_VALUE_SECRET = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret)=[^\s&;]+")
+_MAX_ERROR_CHARS = 300
+
+
+def redact_secrets(text: str) -> str:
+    """Hide credentials that connection errors like to quote (``amqp://user:pass@host`` → ``amqp://***@host``)."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _KEY_VALUE_SECRET.sub(r"\g<key>=***", text)
+    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS] + "…"
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": "English / Български"}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+# -- response models (they are the OpenAPI docs) ------------------------------------------------
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorResponse(_Out):
+    error: str
+    message: str
+
+
+class HealthResponse(_Out):
+    status: str
+
+
+class ReadyResponse(_Out):
+    status: str  # "ok" or "unavailable"
+    components: dict[str, str]  # component → "ok" or what is wrong (credentials redacted)
+
+
+class MessageSummaryOut(_Out):
+    id: str
+    document_guid: str
+    source: str
+    sender_eik: str | None
+    sender_name: str | None
+    recipient_eik: str | None
+    recipient_name: str | None
+    kind: str | None
+    subject: str | None
+    reg_number: str | None
+    status: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventOut(_Out):
+    at: datetime
+    stage: str
+    outcome: str
+    actor: str
+    destination: str | None
+    detail: str | None
+
+
+class DeliveryOut(_Out):
+    id: str
+    destination: str
+    status: str
+    attempts: int
+    next_try: datetime | None
+    last_error: str | None
+    receipt: str | None
+    updated_at: datetime
+
+
+class MessageDetailOut(_Out):
+    summary: MessageSummaryOut
+    envelope: dict[str, Any]
+    events: list[EventOut]  # oldest first: the document's timeline
+    deliveries: list[DeliveryOut]
+
+
+class StatsResponse(_Out):
+    envelopes: dict[str, int]  # status → count
+    deliveries: dict[str, dict[str, int]]  # destination → status → count
+
+
+def _unauthorized() -> ApiError:
+    # A fresh instance each time: re-raising one shared exception would keep chaining tracebacks onto it.
+    return ApiError(
+        401, "unauthorized", "Authentication required / Необходимо е удостоверяване", {"WWW-Authenticate": "Bearer"}
+    )
+
+
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}}
+
+
+def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[], dict[str, str]]) -> FastAPI:
+    """Build the API over ``journal`` and ``metrics``; ``ready()`` maps component → "ok" or an error text."""
+    if not token:
+        # An empty token would let an empty "Bearer " header in: refuse to start rather than run open.
+        raise ValueError("the API token is empty; set api.token or let `kurier run` generate one")
+    expected = token.encode()
+    bearer = HTTPBearer(auto_error=False, description="The API token (api.token, or <data_dir>/api-token)")
+
+    def authenticate(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # Compared as bytes: compare_digest refuses non-ASCII str, and a stray header must give 401, not 500.
+        given = credentials.credentials.encode() if credentials else b""
+        if not secrets.compare_digest(given, expected):
+            raise _unauthorized()
+
+    app = FastAPI(title="Kurier operations API", version="1", summary="Health, metrics and the document journal")
+
+    @app.exception_handler(ApiError)
+    def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        body = ErrorResponse(error=exc.code, message=exc.message).model_dump()
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.get("/health", response_model=HealthResponse, tags=["probes"])
+    def health() -> HealthResponse:
+        """Liveness: the process answers. No authentication."""
+        return HealthResponse(status="ok")
+
+    @app.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}}, tags=["probes"])
+    def readiness() -> JSONResponse:
+        """Readiness: 200 when every component is "ok", else 503 with what is wrong. No authentication.
+
+        An empty component map counts as not ready: a check that checked nothing proves nothing.
+        """
+        try:
+            components = {str(name): redact_secrets(str(state)) for name, state in ready().items()}
+        except Exception as exc:
+            # The probe is unauthenticated: never echo a connection URL with its password.
+            components = {"readiness": redact_secrets(f"check failed: {type(exc).__name__}: {exc}")}
+            log.warning("readiness check failed: %s", components["readiness"])
+        ok = bool(components) and all(state == "ok" for state in components.values())
+        body = ReadyResponse(status="ok" if ok else "unavailable", components=components)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(authenticate)],
+        tags=["probes"],
+        responses={200: {"content": {"text/plain": {}}}, **_AUTH_RESPONSES},
+    )
+    def prometheus() -> Response:
+        """Prometheus text exposition."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_AUTH_RESPONSES, tags=["journal"])
+
+    @api.get("/messages", response_model=list[MessageSummaryOut])
+    def messages(
+        q: str | None = Query(None, description="Free text: envelope id, GUID, reg. number, subject or EIK"),
+        guid: str | None = Query(None, description="SEOS DocumentGUID, with or without braces, any case"),
+        reg_number: str | None = Query(None, description="The AIS's registration number, exactly"),
+        eik: str | None = Query(None, description="EIK/BULSTAT of the sender or the recipient"),
+        status: EnvelopeStatus | None = None,
+        source: str | None = Query(None, description="The configured source that handed the document in"),
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+    ) -> list[MessageSummaryOut]:
+        """Search the journal, newest first."""
+        found = journal.search(
+            text=q,
+            guid=guid,
+            reg_number=reg_number,
+            eik=eik,
+            status=status.value if status else None,
+            source=source,
+            limit=limit,
+            offset=offset,
+        )
+        return [MessageSummaryOut.model_validate(s) for s in found]
+
+    @api.get("/messages/{envelope_id}", response_model=MessageDetailOut, responses={404: {"model": ErrorResponse}})
+    def message(envelope_id: str) -> MessageDetailOut:
+        """One document: its summary, envelope, event timeline and deliveries."""
+        detail = journal.get(envelope_id)
+        if detail is None:
+            raise ApiError(
+                404, "not_found", f"No message with id {envelope_id!r} / Няма съобщение с идентификатор {envelope_id!r}"
+            )
+        return MessageDetailOut.model_validate(detail)
+
+    @api.get("/stats", response_model=StatsResponse)
+    def stats() -> StatsResponse:
+        """Envelope counts by status, delivery counts by destination and status."""
+        by_destination: dict[str, dict[str, int]] = {}
+        for (destination, status), count in journal.delivery_counts().items():
+            by_destination.setdefault(destination, {})[status] = count
+        return StatsResponse(envelopes=journal.status_counts(), deliveries=by_destination)
+
+    app.include_router(api)
+    return app

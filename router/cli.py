@@ -1,0 +1,307 @@
+"""The ``kurier`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from router.config import KurierConfig, load_config
+from router.errors import ConfigError, KurierError
+
+app = typer.Typer(help="Kurier: the document hub between AIS, SEOS and the signing service.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+messages_app = typer.Typer(help="Search the journal.", no_args_is_help=True)
+db_app = typer.Typer(help="The journal's database schema.", no_args_is_help=True)
+app.add_typer(messages_app, name="messages")
+app.add_typer(db_app, name="db")
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "
+                                                   "(default: $KURIER_CONFIG, else ./kurier.yaml if present)")]
+
+SAMPLE_CONFIG = """\
+# Kurier sample configuration: written by `kurier run` when started without one.
+# Copy it to ./kurier.yaml, edit, and run `kurier check-config -c kurier.yaml`.
+data_dir: .
+sources:
+  municipality:            # an AIS that drops documents as files
+    adapter: filedrop
+    inbox: inbox/municipality
+    encoding: windows-1251 # for files without an XML declaration (legacy AIS)
+destinations:
+  region:
+    adapter: filedrop
+    outbox: outbox/region
+routes: []                 # e.g. {name: to-region, match: {recipient_eik: ["000695235"]}, deliver_to: [region]}
+default_route:
+  deliver_to: [region]
+"""
+
+
+def _sample(data_dir: Path) -> dict[str, Any]:
+    return {
+        "data_dir": str(data_dir),
+        "sources": {"municipality": {"adapter": "filedrop", "inbox": "inbox/municipality", "encoding": "windows-1251"}},
+        "destinations": {"region": {"adapter": "filedrop", "outbox": "outbox/region"}},
+        "default_route": {"deliver_to": ["region"]},
+    }
+
+
+def _load(path: Path | None, *, sample_if_missing: bool = False) -> tuple[KurierConfig, bool]:
+    """The configuration, and whether it is the built-in sample."""
+    if path is None and os.environ.get("KURIER_CONFIG"):
+        path = Path(os.environ["KURIER_CONFIG"])
+    if path is None and Path("kurier.yaml").is_file():
+        path = Path("kurier.yaml")
+    try:
+        if path is not None:
+            return load_config(path), False
+        if sample_if_missing:
+            return load_config(None, **_sample(Path(os.environ.get("KURIER_DATA_DIR", "kurier-data")).resolve())), True
+        return load_config(None), False
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqp", "kombu", "alembic", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def api_token(config: KurierConfig) -> str:
+    """The ops API's bearer token: from the configuration, else kept in <data_dir>/api-token (mode 0600)."""
+    if config.api.token is not None:
+        return config.api.token.get_secret_value()
+    path = config.data_dir / "api-token"
+    if path.is_file():
+        return path.read_text(encoding="ascii").strip()
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+@app.command()
+def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the hub: sources, pipeline, deliveries, recovery and the ops API, in one process."""
+    _logging(verbose)
+    cfg, is_sample = _load(config, sample_if_missing=True)
+    from router.hub import Hub
+    from router.server import ApiServer
+
+    try:
+        hub = Hub(cfg)
+        hub.start()
+    except KurierError as exc:
+        console.print(f"[red]Kurier could not start: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    server = None
+    if cfg.api.enabled:
+        server = ApiServer(hub, api_token(cfg))
+        server.start()
+    if is_sample:
+        (cfg.data_dir / "kurier.example.yaml").write_text(SAMPLE_CONFIG, encoding="utf-8")
+        console.print(f"Kurier runs on embedded defaults in [bold]{cfg.data_dir}[/bold]:\n"
+                      f"  drop documents into  {cfg.resolve_path('inbox/municipality')}\n"
+                      f"  delivered ones in    {cfg.resolve_path('outbox/region')}\n"
+                      f"  journal              {cfg.resolved_journal_url}\n"
+                      f"  sample configuration {cfg.data_dir / 'kurier.example.yaml'}")
+    if server:
+        console.print(f"Ops API on http://{cfg.api.host}:{cfg.api.port} "
+                      f"(token in {'the configuration' if cfg.api.token else cfg.data_dir / 'api-token'})")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print("Running. Ctrl+C stops.")
+    stop.wait()
+    console.print("Stopping…")
+    if server:
+        server.stop()
+    hub.stop()
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = None) -> None:
+    """Validate the configuration (routes, adapters, transforms) and say what it sets up."""
+    cfg, _ = _load(config)
+    from router.hub import Hub
+
+    try:
+        hub = Hub(cfg)
+    except KurierError as exc:
+        console.print(f"[red]{cfg.config_file or 'configuration'}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    unused = sorted(set(hub.destinations) - hub.routing.destinations)
+    table = Table(title=f"Kurier configuration {cfg.config_file or '(defaults)'}")
+    table.add_column("what")
+    table.add_column("details")
+    table.add_row("journal", hub.journal.engine.url.render_as_string(hide_password=True))
+    table.add_row("broker", "embedded (in-process)" if not hub.broker.durable else _safe(cfg.broker_url))
+    for name, src in cfg.sources.items():
+        table.add_row(f"source {name}", f"{src.adapter} {src.options}")
+    for name, dst in cfg.destinations.items():
+        table.add_row(f"destination {name}", f"{dst.adapter} {dst.options}")
+    for route in cfg.routes:
+        table.add_row(f"route {route.name}", f"{route.match.model_dump(exclude_defaults=True)} → {route.deliver_to}")
+    table.add_row("default route", str(cfg.default_route.deliver_to) if cfg.default_route else
+                  "none: documents no route matches are refused as unknown recipients")
+    console.print(table)
+    if unused:
+        console.print(f"[yellow]note: no route delivers to {', '.join(unused)}[/yellow]")
+    hub.journal.dispose()
+    console.print("[green]configuration OK[/green]")
+
+
+def _safe(url: str) -> str:
+    from router.hub import _safe_url
+
+    return _safe_url(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the journal's tables to the newest schema."""
+    cfg, _ = _load(config)
+    from router.journal import Journal
+
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(cfg.resolved_journal_url)
+    journal.upgrade()
+    console.print(f"journal schema up to date: {journal.engine.url.render_as_string(hide_password=True)}")
+    journal.dispose()
+
+
+@messages_app.command("list")
+def messages_list(
+    config: ConfigOption = None,
+    query: Annotated[str | None, typer.Argument(help="free text: GUID, registration number, subject, EIK")] = None,
+    guid: Annotated[str | None, typer.Option(help="document GUID, with or without braces")] = None,
+    reg_number: Annotated[str | None, typer.Option("--reg-number", help="the AIS's registration number")] = None,
+    eik: Annotated[str | None, typer.Option(help="sender or recipient EIK")] = None,
+    status: Annotated[str | None, typer.Option(help="received, routed, delivered, refused, failed")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Search the journal, newest first."""
+    cfg, _ = _load(config)
+    from router.journal import Journal
+
+    journal = Journal(cfg.resolved_journal_url)
+    rows = journal.search(text=query, guid=guid, reg_number=reg_number, eik=eik, status=status, limit=limit)
+    table = Table(title=f"{len(rows)} message(s)")
+    for col in ("id", "received", "status", "from", "to", "kind", "reg. number", "subject / error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.id, f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.status, r.sender_eik or "", r.recipient_eik or "",
+                      r.kind or "", r.reg_number or "", r.error if r.error else (r.subject or ""))
+    console.print(table)
+    journal.dispose()
+
+
+@messages_app.command("show")
+def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
+    """One message: its envelope, its event timeline and its deliveries."""
+    cfg, _ = _load(config)
+    from router.journal import Journal
+
+    journal = Journal(cfg.resolved_journal_url)
+    detail = journal.get(envelope_id)
+    if detail is None:
+        hits = journal.search(text=envelope_id, limit=2)
+        detail = journal.get(hits[0].id) if len(hits) == 1 else None
+    if detail is None:
+        console.print(f"[red]no message {envelope_id!r} in the journal / няма такова съобщение[/red]")
+        raise typer.Exit(1)
+    s = detail.summary
+    console.print(f"[bold]{s.id}[/bold]  {s.status}  GUID {s.document_guid}\n"
+                  f"from {s.sender_name} ({s.sender_eik}) to {s.recipient_name} ({s.recipient_eik})\n"
+                  f"{s.kind}: {s.subject}  reg. {s.reg_number or '-'}")
+    if s.error:
+        console.print(f"[red]error: {s.error}[/red]")
+    events = Table(title="events")
+    for col in ("at", "stage", "outcome", "destination", "actor", "detail"):
+        events.add_column(col, overflow="fold")
+    for e in detail.events:
+        events.add_row(f"{e.at:%H:%M:%S.%f}"[:-3], e.stage, e.outcome, e.destination or "", e.actor, e.detail or "")
+    console.print(events)
+    if detail.deliveries:
+        dels = Table(title="deliveries")
+        for col in ("destination", "status", "attempts", "next try", "last error"):
+            dels.add_column(col, overflow="fold")
+        for d in detail.deliveries:
+            dels.add_row(d.destination, d.status, str(d.attempts), f"{d.next_try:%H:%M:%S}" if d.next_try else "",
+                         d.last_error or "")
+        console.print(dels)
+    journal.dispose()
+
+
+@app.command()
+def bench(
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=100, help="documents to push through")] = 5000,
+    broker_url: Annotated[str | None, typer.Option(help="override the configured broker")] = None,
+    journal_url: Annotated[str | None, typer.Option(help="override the configured journal")] = None,
+) -> None:
+    """Throughput and latency of the whole pipeline, as a ratio to one bare broker hop."""
+    cfg, _ = _load(config)
+    if broker_url or journal_url:
+        cfg = cfg.model_copy(update={k: v for k, v in (("broker_url", broker_url), ("journal_url", journal_url)) if v})
+    from router.bench import run_baseline, run_pipeline
+
+    logging.basicConfig(level=logging.WARNING)
+    console.print(f"transport {_safe(cfg.broker_url)}, journal "
+                  f"{_safe(cfg.journal_url) if cfg.journal_url else 'SQLite (embedded)'}, {count} documents")
+    with console.status("baseline: one bare hop…"):
+        base = run_baseline(cfg.broker_url, count)
+    with console.status("Kurier: the whole pipeline…"):
+        result = run_pipeline(cfg, count)
+    table = Table(title="kurier bench")
+    for col in ("what", "count", "per second", "p50 ms", "p99 ms"):
+        table.add_column(col)
+    for r in (base, result):
+        table.add_row(r.name, str(r.count), f"{r.rate:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}")
+    console.print(table)
+    ratio = result.rate / base.rate if base.rate else 0.0
+    console.print(f"ratio: Kurier / bare hop = [bold]{ratio:.2f}[/bold]")
+    if result.count < count:
+        console.print(f"[red]only {result.count} of {count} documents were delivered in time[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path | None, typer.Option("--dir", help="where to run (default: a fresh temporary folder)")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=4, max=2000, help="valid documents per AIS")] = 20,
+) -> None:
+    """Two simulated AIS exchange a batch of realistic documents through Kurier (embedded defaults)."""
+    from router.demo import run_demo
+
+    logging.basicConfig(level=logging.ERROR)
+    ok = run_demo(console, directory, count)
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # pragma: no cover - commands catch their own; a last word for the rest
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

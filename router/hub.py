@@ -1,0 +1,197 @@
+"""The hub: builds every part from the configuration and runs them together.
+
+``Hub`` is also the :class:`~adapters.base.Intake` that sources submit to: validate, journal, queue —
+in that order, so a document is either refused with a reason or journaled before anyone is told it
+was accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from adapters import AdapterContext, Destination, Receipt, Source, build_destination, build_source
+from router.config import KurierConfig
+from router.errors import KurierError, Refused, Transient
+from router.journal import Journal, StageEvent
+from router.metrics import Metrics
+from router.pipeline import Pipeline
+from router.queues import Broker, ConfirmingPublisher, Topology
+from router.recovery import Sweeper
+from router.routing import RoutingTable
+from router.store import PayloadStore
+from router.transform import Transformer
+from router.workers import DeliveryWorker, ProcessWorker, inbound_message
+from schemas.envelope import Envelope
+from signing import NoSigning
+
+__all__ = ["Hub"]
+
+log = logging.getLogger("kurier.hub")
+
+_ACCEPTED = (StageEvent("receive", "ok"), StageEvent("validate", "ok"))
+
+
+class Hub:
+    def __init__(self, config: KurierConfig, *, with_sources: bool = True) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.actor = config.node_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.journal = Journal(config.resolved_journal_url, actor=self.actor)
+        self.store = PayloadStore(config.store_dir, max_bytes=config.limits.max_document_bytes)
+        ctx = AdapterContext(config.data_dir, self.store, config.limits)
+        self.destinations: dict[str, Destination] = {
+            name: build_destination(name, cfg.adapter, cfg.options, ctx) for name, cfg in config.destinations.items()
+        }
+        self.sources: dict[str, Source] = (
+            {name: build_source(name, cfg.adapter, cfg.options, ctx) for name, cfg in config.sources.items()}
+            if with_sources else {}
+        )
+        self.routing = RoutingTable(config.routes, config.default_route)
+        self.topology = Topology(config.queue_prefix, self.destinations)
+        self.broker = Broker(config.broker_url, self.topology)
+        transformer = Transformer(config.transforms, config.resolve_path, self.store, config.limits.max_xml_bytes)
+        self.pipeline = Pipeline(routing=self.routing, store=self.store, limits=config.limits,
+                                 transformer=transformer, signer=NoSigning(), destinations=set(self.destinations))
+        self.metrics = Metrics()
+        self.metrics.add_journal_collector(self.journal)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._intake_lock = threading.Lock()
+        self._intake_conn: Any = None
+        self._intake_publisher: ConfirmingPublisher | None = None
+        self.started = False
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self, *, migrate: bool = True) -> None:
+        if migrate:
+            self.journal.upgrade()
+        self.broker.declare()
+        common = dict(config=self.config, journal=self.journal, metrics=self.metrics, stop=self._stop)
+        self._threads = [
+            ProcessWorker("process", self.broker, [self.topology.inbound], pipeline=self.pipeline, **common),
+            DeliveryWorker("deliver", self.broker, list(self.topology.deliveries.values()),
+                           destinations=self.destinations, **common),
+            Sweeper(self.journal, self.broker, self.config, self._stop),
+        ]
+        for thread in self._threads:
+            thread.start()
+        for source in self.sources.values():
+            source.start(self)
+        self.started = True
+        log.info("Kurier started: journal %s, broker %s, %d source(s), %d destination(s)",
+                 self.journal.engine.url.render_as_string(hide_password=True), _safe_url(self.config.broker_url),
+                 len(self.sources), len(self.destinations))
+
+    def stop(self) -> None:
+        for source in self.sources.values():
+            source.stop()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for dest in self.destinations.values():
+            dest.close()
+        with self._intake_lock:
+            if self._intake_conn is not None:
+                self._intake_conn.release()
+                self._intake_conn = None
+                self._intake_publisher = None
+        self.journal.dispose()
+        self.started = False
+
+    def ready(self) -> dict[str, str]:
+        status: dict[str, str] = {}
+        try:
+            self.journal.ping()
+            status["journal"] = "ok"
+        except Exception as exc:
+            status["journal"] = f"unreachable: {type(exc).__name__}"
+        try:
+            self.broker.ping()
+            status["broker"] = "ok"
+        except Exception as exc:
+            status["broker"] = str(exc)
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        status["workers"] = "ok" if self.started and not dead else f"not running: {', '.join(dead) or 'all'}"
+        return status
+
+    # -- intake -----------------------------------------------------------------------------------
+    def submit(self, envelope: Envelope) -> Receipt:
+        result = self.submit_many([envelope])[0]
+        if isinstance(result, KurierError):
+            raise result
+        return result
+
+    def submit_many(self, batch: Sequence[Envelope]) -> list[Receipt | Refused]:
+        """Validate, journal and queue documents; a refusal is journaled and returned in its place."""
+        results: list[Receipt | Refused | None] = [None] * len(batch)
+        valid: list[tuple[int, Envelope]] = []
+        for i, env in enumerate(batch):
+            try:
+                self.pipeline.admit(env)
+                valid.append((i, env))
+            except Refused as exc:
+                results[i] = self._refused(env, "validate", exc)
+        outcomes = self.journal.accept([env for _, env in valid], _ACCEPTED) if valid else []
+        to_queue: list[Envelope] = []
+        for (i, env), outcome in zip(valid, outcomes, strict=True):
+            if outcome.conflict:
+                results[i] = self._refused(env, "receive", Refused(
+                    f"DocumentGUID {env.document_guid} was already received from {env.source} with different "
+                    f"content (journal id {outcome.envelope_id}); a new document needs a new GUID",
+                    code="duplicate-guid"))
+                continue
+            results[i] = Receipt(outcome.envelope_id, duplicate=outcome.duplicate)
+            if not outcome.duplicate:
+                to_queue.append(env)
+                self.metrics.received(env.source)
+            elif outcome.status == "received":
+                # A resend of something not yet processed (e.g. the source crashed before it could
+                # mark it done): queue it again; processing is idempotent.
+                to_queue.append(env.model_copy(update={"id": outcome.envelope_id}))
+        if to_queue:
+            self._publish_inbound(to_queue)
+        return [r for r in results if r is not None]
+
+    def refuse(self, source: str, what: str, error: KurierError) -> str:
+        journal_id = self.journal.refuse(None, source=source, stage="receive", error_code=error.code,
+                                         error=str(error), what=what)
+        self.metrics.refused(source, error.code)
+        return journal_id
+
+    def _refused(self, env: Envelope, stage: str, exc: Refused) -> Refused:
+        journal_id = self.journal.refuse(env, source=env.source, stage=stage, error_code=exc.code, error=str(exc))
+        self.metrics.refused(env.source, exc.code)
+        return Refused(str(exc), code=exc.code, journal_id=journal_id)
+
+    def _publish_inbound(self, envs: Sequence[Envelope]) -> None:
+        messages = [inbound_message(env) for env in envs]
+        with self._intake_lock:
+            try:
+                if self._intake_publisher is None:
+                    self._intake_conn = self.broker.connect()
+                    self._intake_publisher = ConfirmingPublisher(self._intake_conn, self.topology)
+                self._intake_publisher.publish(messages)
+            except Exception as exc:
+                # Journaled but not queued: the sweeper re-queues them after the grace period, and a
+                # source that resubmits gets them queued at once. Tell the source to try again.
+                if self._intake_conn is not None:
+                    try:
+                        self._intake_conn.release()
+                    except Exception:  # already broken
+                        pass
+                self._intake_conn = self._intake_publisher = None
+                raise Transient(f"queueing failed, the documents are journaled and will be queued: {exc}") from exc
+
+
+def _safe_url(url: str) -> str:
+    """A URL fit for logs: no password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url

@@ -1,0 +1,122 @@
+"""The pipeline's stages: receive → validate → transform → sign → route → deliver.
+
+``admit`` runs validate at intake, synchronously, so a source can tell its AIS at once why a document
+is refused (as a SEOS receiver answers ``Submit``); nothing invalid is ever queued. ``process`` runs
+transform, sign and route for a queued envelope and returns a plan the worker journals in one batch.
+Every stage is idempotent: run twice on the same envelope, it decides the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from router.config import LimitsConfig
+from router.errors import KurierError, Permanent, Refused
+from router.journal import PlanOutcome, StageEvent
+from router.routing import Route, RoutingTable
+from router.store import PayloadStore
+from router.transform import Transformer
+from schemas.envelope import Envelope, EnvelopeStatus
+from schemas.identifiers import InvalidIdentifier, validate_eik
+from signing.base import Signer
+
+__all__ = ["Pipeline", "StageTimer"]
+
+log = logging.getLogger("kurier.pipeline")
+
+
+@dataclass
+class StageTimer:
+    """Seconds spent per stage, for the metrics; the worker reads and resets it."""
+
+    seconds: dict[str, float]
+
+    def add(self, stage: str, started: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+class Pipeline:
+    def __init__(self, *, routing: RoutingTable, store: PayloadStore, limits: LimitsConfig,
+                 transformer: Transformer, signer: Signer, destinations: set[str]) -> None:
+        self.routing = routing
+        self.store = store
+        self.limits = limits
+        self.transformer = transformer
+        self.signer = signer
+        self.destinations = destinations
+
+    # -- validate (at intake) -------------------------------------------------------------------
+    def admit(self, env: Envelope) -> Route:
+        """Validate ``env``; return its route or raise :class:`Refused` saying what is wrong and why."""
+        self._check_party(env.sender.eik, env.sender.guid, "sender")
+        self._check_party(env.recipient.eik, env.recipient.guid, "recipient")
+        if not env.kind:
+            raise Refused("the document kind (DocKind, e.g. \"Заповед\") is missing", code="invalid-document")
+        if len(env.attachments) > self.limits.max_attachments:
+            raise Refused(f"{len(env.attachments)} attachments; at most {self.limits.max_attachments} are allowed",
+                          code="too-large")
+        total = 0
+        for att in env.attachments:
+            total += att.size
+            path = self.store.path(att.sha256)
+            if not path.is_file() or path.stat().st_size != att.size:
+                raise Refused(f"attachment {att.file_name!r} is not in the payload store as declared "
+                              f"({att.size} bytes, SHA-256 {att.sha256[:12]}…)", code="missing-attachment")
+        if total > self.limits.max_document_bytes:
+            raise Refused(f"the document's files total {total} bytes; the limit is {self.limits.max_document_bytes}",
+                          code="too-large")
+        route = self.routing.resolve(env)
+        if route is None:
+            who = env.recipient.eik or env.recipient.guid
+            raise Refused(f"unknown recipient {who} ({env.recipient.name or 'no name'}): no route matches it and "
+                          "there is no default_route; add a route for it to the configuration",
+                          code="unknown-recipient")
+        return route
+
+    @staticmethod
+    def _check_party(eik: str | None, guid: str | None, role: str) -> None:
+        if not eik and not guid:
+            raise Refused(f"the {role} has neither an EIK nor a SEOS GUID", code=f"missing-{role}")
+        if eik:
+            try:
+                validate_eik(eik)
+            except InvalidIdentifier as exc:
+                raise Refused(f"{role}: {exc}", code="invalid-eik") from exc
+
+    # -- transform, sign, route (queued) --------------------------------------------------------
+    def process(self, env: Envelope, timer: StageTimer) -> PlanOutcome:
+        events: list[StageEvent] = []
+        stage = "transform"
+        try:
+            started = time.perf_counter()
+            changed, outcome, detail = self.transformer.apply(env)
+            events.append(StageEvent("transform", outcome, detail))
+            timer.add(stage, started)
+
+            stage = "sign"
+            started = time.perf_counter()
+            signed = self.signer.sign(changed, self.store)
+            events.append(StageEvent("sign", signed.outcome, signed.detail))
+            timer.add(stage, started)
+
+            stage = "route"
+            started = time.perf_counter()
+            route = self.routing.resolve(signed.envelope)
+            if route is None:
+                raise Permanent("no route matches any more (the configuration changed since intake)",
+                                code="unknown-recipient")
+            missing = [d for d in route.destinations if d not in self.destinations]
+            if missing:
+                raise Permanent(f"route {route.name!r} names destinations not running: {', '.join(missing)}",
+                                code="no-destination")
+            events.append(StageEvent("route", "ok", f"route {route.name!r} → {', '.join(route.destinations)}"))
+            timer.add(stage, started)
+        except KurierError as exc:
+            if not isinstance(exc, Permanent):
+                raise  # transient: the batch is retried, nothing journaled
+            events.append(StageEvent(stage, "failed", f"[{exc.code}] {exc}"))
+            return PlanOutcome(env.id, EnvelopeStatus.FAILED, events, error_code=exc.code, error=str(exc))
+        data = signed.envelope.to_json() if signed.envelope is not env else None
+        return PlanOutcome(env.id, EnvelopeStatus.ROUTED, events, list(route.destinations), data=data)

@@ -1,0 +1,236 @@
+"""Workers: a thread each, one connection each, handling batches from their queues.
+
+The loop is the same for every worker: fetch a batch → handle it (journal committed inside) →
+publish what it produced, confirmed → acknowledge the batch. A failure of the database or the broker
+puts the batch back (nothing acknowledged) and the worker tries again after a pause; a message that
+cannot be read at all goes to the dead-letter queue with the reason. One bad message never stops a
+worker, and no message is acknowledged before its outcome is in the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kombu import Message, Queue
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from adapters.base import Destination
+from router.config import KurierConfig
+from router.errors import Permanent, Transient
+from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
+from router.metrics import Metrics
+from router.pipeline import Pipeline, StageTimer
+from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology, decode
+from schemas.envelope import Envelope, EnvelopeStatus
+
+__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_message", "inbound_message"]
+
+log = logging.getLogger("kurier.workers")
+
+# Errors after which the batch is put back and tried again: the journal or the broker is unavailable.
+_INFRA = (Transient, OperationalError, DBAPIError, ConnectionError, OSError, TimeoutError)
+
+
+def inbound_message(env: Envelope) -> OutMessage:
+    return OutMessage("inbound", {"envelope": env.model_dump(mode="json", exclude_none=True)},
+                      {"envelope_id": env.id})
+
+
+def delivery_message(delivery_id: str, destination: str, env: Envelope) -> OutMessage:
+    body = {"delivery_id": delivery_id, "destination": destination,
+            "envelope": env.model_dump(mode="json", exclude_none=True)}
+    return OutMessage(Topology.delivery_key(destination), body, {"envelope_id": env.id})
+
+
+def dead_letter(message: Message, reason: str) -> OutMessage:
+    raw = message.body if isinstance(message.body, str) else repr(message.body)[:100_000]
+    info = message.delivery_info or {}
+    return OutMessage("dead", {"reason": reason, "queue": info.get("routing_key"), "body": raw},
+                      {"reason": reason[:500]})
+
+
+class Worker(threading.Thread):
+    """Base loop; subclasses implement :meth:`handle`."""
+
+    def __init__(self, name: str, broker: Broker, queues: Sequence[Queue], config: KurierConfig,
+                 journal: Journal, metrics: Metrics, stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self.broker = broker
+        self.queues = list(queues)
+        self.config = config
+        self.journal = journal
+        self.metrics = metrics
+        self.stop_event = stop
+        self.batches = 0
+
+    def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        proc = self.config.processing
+        pause = 0.5
+        while not self.stop_event.is_set():
+            conn = None
+            try:
+                conn = self.broker.connect()
+                consumer = BatchConsumer(conn, self.queues, prefetch=proc.prefetch)
+                publisher = ConfirmingPublisher(conn, self.broker.topology)
+                while not self.stop_event.is_set():
+                    batch = consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
+                    if not batch:
+                        continue
+                    try:
+                        out = self.handle(batch)
+                        publisher.publish(out)
+                    except _INFRA as exc:
+                        log.warning("%s: batch of %d put back, will retry: %s", self.name, len(batch), exc)
+                        consumer.requeue(batch)
+                        self.stop_event.wait(pause)
+                        pause = min(pause * 2, 30.0)
+                        continue
+                    consumer.ack(batch)
+                    self.batches += 1
+                    pause = 0.5
+            except Exception as exc:
+                log.warning("%s: broker connection lost (%s); reconnecting in %.1fs", self.name, exc, pause)
+                self.stop_event.wait(pause)
+                pause = min(pause * 2, 30.0)
+            finally:
+                if conn is not None:
+                    try:
+                        conn.release()
+                    except Exception:  # the connection is already broken; nothing to release
+                        pass
+
+    def _decode(self, batch: Sequence[Message], fields: tuple[str, ...]) -> tuple[list[tuple[Message, dict[str, Any],
+                                                                                              Envelope]],
+                                                                                   list[OutMessage]]:
+        good: list[tuple[Message, dict[str, Any], Envelope]] = []
+        dead: list[OutMessage] = []
+        for message in batch:
+            try:
+                data = decode(message)
+                missing = [f for f in fields if f not in data]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+                good.append((message, data, Envelope.model_validate(data["envelope"])))
+            except Exception as exc:
+                log.error("%s: unreadable message sent to the dead-letter queue: %s", self.name, exc)
+                dead.append(dead_letter(message, f"unreadable message: {exc}"))
+        return good, dead
+
+
+class ProcessWorker(Worker):
+    """transform → sign → route for received envelopes; plans their deliveries."""
+
+    def __init__(self, *args: Any, pipeline: Pipeline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipeline = pipeline
+
+    def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
+        items, out = self._decode(batch, ("envelope",))
+        statuses = self.journal.statuses(env.id for _, _, env in items)
+        timer = StageTimer({})
+        plans: list[PlanOutcome] = []
+        routed: dict[str, Envelope] = {}
+        resend: list[str] = []
+        for message, _, env in items:
+            status = statuses.get(env.id)
+            if status is None:
+                out.append(dead_letter(message, f"envelope {env.id} is not in the journal"))
+            elif status == EnvelopeStatus.RECEIVED:
+                try:
+                    plan = self.pipeline.process(env, timer)
+                except Transient:
+                    raise
+                except Exception as exc:  # a bug must not block the queue: journal it, keep the document
+                    log.exception("%s: processing envelope %s failed", self.name, env.id)
+                    plan = PlanOutcome(env.id, EnvelopeStatus.FAILED,
+                                       [StageEvent("process", "failed", f"internal error: {exc!r}")],
+                                       error_code="internal", error=f"internal error: {exc!r}")
+                plans.append(plan)
+                if plan.status == EnvelopeStatus.ROUTED:
+                    routed[env.id] = Envelope.from_json(plan.data) if plan.data else env
+            elif status == EnvelopeStatus.ROUTED:
+                resend.append(env.id)  # redelivered after a crash: make sure its deliveries are queued
+        self.journal.record_plans(plans)
+        for plan in plans:
+            for dest in plan.destinations:
+                out.append(delivery_message(f"{plan.envelope_id}:{dest}", dest, routed[plan.envelope_id]))
+        if resend:
+            pending = self.journal.pending_deliveries(resend)
+            envs = self.journal.load({eid for _, eid, _ in pending})
+            out.extend(delivery_message(did, dest, envs[eid]) for did, eid, dest in pending)
+        self.metrics.routed(sum(1 for p in plans if p.status == EnvelopeStatus.ROUTED))
+        for stage, seconds in timer.seconds.items():
+            self.metrics.observe_stage(stage, seconds)
+        return out
+
+
+class DeliveryWorker(Worker):
+    """Delivers to destinations, idempotently by delivery id; schedules retries in the journal."""
+
+    def __init__(self, *args: Any, destinations: Mapping[str, Destination], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.destinations = destinations
+
+    def _attempt(self, target: Destination, env: Envelope, key: str) -> str:
+        retry = self.config.retry
+        for attempt in Retrying(stop=stop_after_attempt(retry.in_process_attempts),
+                                wait=wait_exponential(multiplier=0.1, max=1.0),
+                                retry=retry_if_exception_type(Transient), reraise=True):
+            with attempt:
+                return target.deliver(env, key)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
+        items, out = self._decode(batch, ("delivery_id", "destination", "envelope"))
+        states = self.journal.delivery_statuses(str(data["delivery_id"]) for _, data, _ in items)
+        outcomes: list[DeliveryOutcome] = []
+        down: dict[str, str] = {}  # destinations that failed in this batch: don't hammer them
+        started = time.perf_counter()
+        for message, data, env in items:
+            did, dest = str(data["delivery_id"]), str(data["destination"])
+            state = states.get(did)
+            if state is None:
+                out.append(dead_letter(message, f"delivery {did} is not in the journal"))
+                continue
+            status, attempts = state
+            if status in ("delivered", "failed"):
+                continue  # done before (a redelivered message): delivering again would duplicate
+            target = self.destinations.get(dest)
+            if target is None:
+                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"destination {dest!r} is not configured"))
+                continue
+            if dest in down:
+                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
+                continue
+            try:
+                receipt = self._attempt(target, env, did)
+                outcomes.append(DeliveryOutcome(did, env.id, dest, "delivered", receipt))
+            except Permanent as exc:
+                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"[{exc.code}] {exc}"))
+            except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
+                if not isinstance(exc, Transient):
+                    log.exception("%s: destination %s failed unexpectedly on %s", self.name, dest, did)
+                down[dest] = f"{type(exc).__name__}: {exc}"
+                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
+        self.journal.record_deliveries(outcomes)
+        for o in outcomes:
+            self.metrics.delivery(o.destination, o.status)
+        self.metrics.observe_stage("deliver", time.perf_counter() - started)
+        return out
+
+    def _retry_or_fail(self, did: str, eid: str, dest: str, attempts: int, error: str) -> DeliveryOutcome:
+        retry = self.config.retry
+        tried = attempts + 1
+        if tried >= retry.max_attempts:
+            return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}")
+        when = retry_at(tried, retry.first_delay_seconds, retry.max_delay_seconds)
+        return DeliveryOutcome(did, eid, dest, "retry", f"attempt {tried} failed: {error}; next try {when:%H:%M:%S}",
+                               next_try=when)
