@@ -179,11 +179,13 @@ class BatchConsumer:
         self.channel = connection.channel()
         self._amqp = connection.transport.driver_type == "amqp"
         self._buffer: list[Message] = []
-        self.consumer = Consumer(self.channel, queues=list(queues), callbacks=[self._on_message],
-                                 prefetch_count=prefetch, accept=["json"], auto_declare=True)
+        # on_message takes the raw message: decoding is ours, so a body that is not JSON becomes a dead
+        # letter instead of an exception inside kombu's drain loop.
+        self.consumer = Consumer(self.channel, queues=list(queues), on_message=self._on_message,
+                                 prefetch_count=prefetch, auto_declare=True)
         self.consumer.consume()
 
-    def _on_message(self, body: Any, message: Message) -> None:
+    def _on_message(self, message: Message) -> None:
         self._buffer.append(message)
 
     def fetch(self, n: int, wait: float) -> list[Message]:

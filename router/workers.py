@@ -88,7 +88,8 @@ class Worker(threading.Thread):
                         out = self.handle(batch)
                         publisher.publish(out)
                     except _INFRA as exc:
-                        log.warning("%s: batch of %d put back, will retry: %s", self.name, len(batch), exc)
+                        log.warning("%s: batch of %d put back, will retry: %s: %s", self.name, len(batch),
+                                    type(exc).__name__, str(exc).splitlines()[0][:300])
                         consumer.requeue(batch)
                         self.stop_event.wait(pause)
                         pause = min(pause * 2, 30.0)
@@ -139,8 +140,12 @@ class ProcessWorker(Worker):
         plans: list[PlanOutcome] = []
         routed: dict[str, Envelope] = {}
         resend: list[str] = []
+        seen: set[str] = set()
         for message, _, env in items:
             status = statuses.get(env.id)
+            if env.id in seen:
+                continue  # queued twice (a resend raced its first copy): one decision is enough
+            seen.add(env.id)
             if status is None:
                 out.append(dead_letter(message, f"envelope {env.id} is not in the journal"))
             elif status == EnvelopeStatus.RECEIVED:

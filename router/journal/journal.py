@@ -250,11 +250,11 @@ class Journal:
         if not plans:
             return
         now = utcnow()
-        delivery_rows = [
-            {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d, "status": "pending",
+        delivery_rows = list({
+            f"{p.envelope_id}:{d}": {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d, "status": "pending",
              "attempts": 0, "updated_at": now}
             for p in plans for d in p.destinations
-        ]
+        }.values())
         with self.engine.begin() as conn:
             if delivery_rows:
                 have: set[str] = set()

@@ -1,0 +1,173 @@
+"""The hub end to end, on the embedded defaults and on RabbitMQ + PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection, Producer
+
+from adapters.memory import sink
+from router.errors import Refused
+from router.hub import Hub
+from router.queues import Broker
+from router.journal import StageEvent
+from schemas.envelope import Party
+from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[Any]:
+    hubs: list[Hub] = []
+
+    def make(start: bool = True, **overrides: Any) -> Hub:
+        hub = Hub(hub_config(tmp_path, backend, **overrides), with_sources=False)
+        if start:
+            hub.start()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        if hub.started:
+            hub.stop()
+        delete_queues(hub.config)
+
+
+def _one_sink(name: str) -> dict[str, Any]:
+    return {"destinations": {name: {"adapter": "memory"}}, "default_route": {"deliver_to": [name]}}
+
+
+def test_valid_documents_are_delivered_once_each_even_when_resubmitted(make_hub: Any) -> None:
+    name = unique("region")
+    hub = make_hub(**_one_sink(name))
+    docs = [envelope(subject=f"Писмо {i}") for i in range(40)]
+
+    # Given a batch accepted, When the AIS sends the same documents again (a resend after a timeout)
+    first = hub.submit_many(docs)
+    again = hub.submit_many(docs)
+
+    # Then each is delivered exactly once, and the resend is recognised as such
+    wait_until(lambda: hub.journal.status_counts().get("delivered") == 40, what="40 delivered")
+    assert len(sink(name).delivered) == 40
+    assert all(not r.duplicate for r in first) and all(r.duplicate for r in again)
+    assert [r.envelope_id for r in first] == [r.envelope_id for r in again]
+
+
+def test_the_journal_tells_each_stage_of_a_document(make_hub: Any) -> None:
+    name = unique("region")
+    hub = make_hub(**_one_sink(name))
+    receipt = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered")
+
+    detail = hub.journal.get(receipt.envelope_id)
+    assert detail is not None
+    stages = [(e.stage, e.outcome) for e in detail.events]
+    assert stages == [("receive", "ok"), ("validate", "ok"), ("transform", "skipped"), ("sign", "skipped"),
+                      ("route", "ok"), ("deliver", "delivered")]
+    assert detail.deliveries[0].destination == name and detail.deliveries[0].status == "delivered"
+    assert detail.summary.reg_number == "ОА-01-123/15.12.2025"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"sender": Party(eik="000695236", name="грешен ЕИК")}, "invalid-eik"),
+        ({"recipient": Party(eik="12345", name="къс ЕИК")}, "invalid-eik"),
+        ({"recipient": Party(name="без идентификатор")}, "missing-recipient"),
+        ({"recipient": OTHER}, "unknown-recipient"),
+        ({"kind": ""}, "invalid-document"),
+    ],
+)
+def test_invalid_documents_are_refused_with_a_reason_and_journaled(make_hub: Any, fields: dict[str, Any],
+                                                                   code: str) -> None:
+    name = unique("region")
+    hub = make_hub(destinations={name: {"adapter": "memory"}},
+                   routes=[{"name": "region", "match": {"recipient_eik": [REGION.eik]}, "deliver_to": [name]}])
+    with pytest.raises(Refused) as refused:
+        hub.submit(envelope(**fields))
+    assert refused.value.code == code
+    row = hub.journal.get(refused.value.journal_id)
+    assert row is not None and row.summary.status == "refused" and row.summary.error == str(refused.value)
+
+    # And the hub goes on: a valid document right after is delivered
+    ok = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([ok.envelope_id]).get(ok.envelope_id) == "delivered")
+
+
+def test_a_reused_document_guid_with_other_content_is_refused(make_hub: Any) -> None:
+    hub = make_hub(**_one_sink(unique("region")))
+    first = envelope()
+    hub.submit(first)
+    with pytest.raises(Refused) as refused:
+        hub.submit(first.model_copy(update={"subject": "съвсем друг документ", "id": "x" * 32}))
+    assert refused.value.code == "duplicate-guid"
+
+
+def test_routes_fan_out_and_the_default_route_takes_the_rest(make_hub: Any) -> None:
+    a, b, c = unique("a"), unique("b"), unique("c")
+    hub = make_hub(destinations={n: {"adapter": "memory"} for n in (a, b, c)},
+                   routes=[{"name": "region", "match": {"recipient_eik": [REGION.eik], "kind": ["заповед"]},
+                            "deliver_to": [a, b]}],
+                   default_route={"deliver_to": [c]})
+    to_region = hub.submit(envelope())
+    elsewhere = hub.submit(envelope(recipient=OTHER))
+    wait_until(lambda: hub.journal.status_counts().get("delivered") == 2)
+    assert set(sink(a).delivered) == {f"{to_region.envelope_id}:{a}"}
+    assert set(sink(b).delivered) == {f"{to_region.envelope_id}:{b}"}
+    assert set(sink(c).delivered) == {f"{elsewhere.envelope_id}:{c}"}
+
+
+def test_a_destination_outage_is_retried_until_delivered(make_hub: Any) -> None:
+    name = unique("flaky")
+    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 3}}, default_route={"deliver_to": [name]})
+    receipt = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered",
+               timeout=30)
+    detail = hub.journal.get(receipt.envelope_id)
+    assert detail is not None
+    outcomes = [e.outcome for e in detail.events if e.stage == "deliver"]
+    assert outcomes[-1] == "delivered" and "retry" in outcomes
+    assert detail.deliveries[0].attempts == len(outcomes)
+    assert len(sink(name).delivered) == 1
+
+
+def test_a_destination_that_stays_down_fails_after_max_attempts_and_is_kept(make_hub: Any) -> None:
+    name = unique("down")
+    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 1000}},
+                   default_route={"deliver_to": [name]},
+                   retry={"first_delay_seconds": 0.05, "max_delay_seconds": 0.1, "in_process_attempts": 1,
+                          "max_attempts": 3})
+    receipt = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "failed")
+    detail = hub.journal.get(receipt.envelope_id)
+    assert detail is not None and detail.deliveries[0].status == "failed"
+    assert "gave up after 3 attempts" in (detail.deliveries[0].last_error or "")
+    assert detail.envelope["subject"]  # the document itself is kept for an operator
+
+
+def test_an_unreadable_message_goes_to_the_dead_letter_queue_and_work_goes_on(make_hub: Any) -> None:
+    name = unique("region")
+    hub = make_hub(**_one_sink(name))
+    with Connection(hub.config.broker_url, transport_options={"polling_interval": 0.005}) as conn:
+        Producer(conn.channel(), exchange=hub.topology.exchange).publish(
+            b"\xff not json", routing_key="inbound", content_type="application/json", content_encoding="binary")
+    receipt = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered")
+    wait_until(lambda: Broker(hub.config.broker_url, hub.topology).depths()[hub.topology.dead.name] == 1,
+               what="one dead letter")
+
+
+def test_an_envelope_journaled_but_never_queued_is_recovered(make_hub: Any) -> None:
+    # Given a document journaled as received whose queue message was lost (crash between commit and publish)
+    name = unique("region")
+    hub = make_hub(start=False, **_one_sink(name))
+    hub.journal.upgrade()
+    lost = envelope()
+    hub.journal.accept([lost], [StageEvent("receive", "ok"), StageEvent("validate", "ok")])
+    # When the hub starts, Then the sweeper finds it in the journal and it is delivered
+    hub.start()
+    wait_until(lambda: hub.journal.statuses([lost.id]).get(lost.id) == "delivered", timeout=30)
+    assert len(sink(name).delivered) == 1
