@@ -133,7 +133,7 @@ def run_pipeline(base: KurierConfig, count: int, progress: object = None) -> Ben
                 done.set()
             return receipt
 
-        target.deliver = timed_deliver  # type: ignore[method-assign]
+        target.deliver = timed_deliver  # type: ignore[method-assign,assignment]
         started = time.perf_counter()
         try:
             for i in range(0, count, 100):

@@ -12,8 +12,8 @@ from kombu import Connection, Producer
 from adapters.memory import sink
 from router.errors import Refused
 from router.hub import Hub
-from router.queues import Broker
 from router.journal import StageEvent
+from router.queues import Broker
 from schemas.envelope import Party
 from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
 
