@@ -284,7 +284,7 @@ def bench(
 
 @app.command()
 def demo(
-    directory: Annotated[Path | None, typer.Option("--dir", help="where to run (default: a fresh temporary folder)")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="where to run (default: a temporary folder)")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=4, max=2000, help="valid documents per AIS")] = 20,
 ) -> None:
     """Two simulated AIS exchange a batch of realistic documents through Kurier (embedded defaults)."""

@@ -7,6 +7,7 @@ was accepted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -180,10 +181,8 @@ class Hub:
                 # Journaled but not queued: the sweeper re-queues them after the grace period, and a
                 # source that resubmits gets them queued at once. Tell the source to try again.
                 if self._intake_conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # already broken
                         self._intake_conn.release()
-                    except Exception:  # already broken
-                        pass
                 self._intake_conn = self._intake_publisher = None
                 raise Transient(f"queueing failed, the documents are journaled and will be queued: {exc}") from exc
 

@@ -11,6 +11,7 @@ flight together, and only then acknowledged (with one ``multiple`` ack on Rabbit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -221,10 +222,8 @@ class BatchConsumer:
                 message.requeue()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing after a broker failure: nothing left to cancel
             self.consumer.cancel()
-        except Exception:  # closing after a broker failure: nothing left to cancel
-            pass
 
 
 def decode(message: Message) -> dict[str, Any]:

@@ -9,6 +9,7 @@ worker, and no message is acknowledged before its outcome is in the journal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -103,10 +104,8 @@ class Worker(threading.Thread):
                 pause = min(pause * 2, 30.0)
             finally:
                 if conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # the connection is already broken
                         conn.release()
-                    except Exception:  # the connection is already broken; nothing to release
-                        pass
 
     def _decode(self, batch: Sequence[Message], fields: tuple[str, ...]) -> tuple[list[tuple[Message, dict[str, Any],
                                                                                               Envelope]],

@@ -46,7 +46,8 @@ def hub_config(tmp_path: Path, backend: dict[str, str], **overrides: Any) -> Kur
 
 def envelope(recipient: Party = REGION, sender: Party = MUNICIPALITY, **fields: Any) -> Envelope:
     data: dict[str, Any] = {"document_guid": new_guid(), "source": "ais", "sender": sender, "recipient": recipient,
-                            "kind": "Заповед", "subject": "Заповед за командировка", "reg_number": "ОА-01-123/15.12.2025"}
+                            "kind": "Заповед", "subject": "Заповед за командировка",
+                            "reg_number": "ОА-01-123/15.12.2025"}
     data.update(fields)
     return Envelope(**data)
 

@@ -251,7 +251,8 @@ class Journal:
             return
         now = utcnow()
         delivery_rows = list({
-            f"{p.envelope_id}:{d}": {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d, "status": "pending",
+            f"{p.envelope_id}:{d}": {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d,
+                                     "status": "pending",
              "attempts": 0, "updated_at": now}
             for p in plans for d in p.destinations
         }.values())
@@ -297,7 +298,8 @@ class Journal:
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(delivery_ids)), 500):
                 rows = conn.execute(
-                    select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id.in_(chunk))
+                    select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
+                    .where(deliveries.c.id.in_(chunk))
                 )
                 result.update({r.id: (r.status, r.attempts) for r in rows})
         return result
