@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from adapters.memory import sink
 from router.config import KurierConfig, load_config
-from schemas.envelope import Envelope, Party
+from schemas.envelope import AttachmentRef, Envelope, Party
 from schemas.identifiers import new_guid
 
-__all__ = ["BenchResult", "run_baseline", "run_pipeline"]
+if TYPE_CHECKING:
+    from router.hub import Hub
+
+__all__ = ["BenchResult", "delete_topology", "run_baseline", "run_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -101,52 +103,80 @@ def _bench_config(base: KurierConfig, data_dir: Path) -> KurierConfig:
     )
 
 
-def run_pipeline(base: KurierConfig, count: int, progress: object = None) -> BenchResult:
-    """Push ``count`` documents through a whole hub on the configured transport and journal."""
-    from router.hub import Hub  # the hub pulls in everything; the baseline does not need it
+def _wait_for_consumers(hub: Hub, expected: int, timeout: float = 60.0) -> None:
+    """Worker processes take a moment to start: time only once each consumes its queues."""
+    deadline = time.monotonic() + timeout
+    queues = [hub.topology.inbound, *hub.topology.deliveries.values()]
+    with hub.broker.connect() as conn:
+        channel = conn.default_channel
+        while time.monotonic() < deadline:
+            counts = [q.bind(channel).queue_declare(passive=True)[2] for q in queues]
+            if min(counts) >= expected:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the bench's worker processes did not start in time")
 
+
+def run_pipeline(base: KurierConfig, count: int, processes: int = 0) -> BenchResult:
+    """Push ``count`` documents through a whole hub on the configured transport and journal.
+
+    ``processes`` > 0 (RabbitMQ only) runs the workers in that many processes, as
+    ``processing.worker_processes`` does for ``kurier run``; intake and the sweeper stay here.
+    A document counts when the journal has it as delivered.
+    """
+    from router.hub import ALL_ROLES, Hub
+    from router.procs import spawn_workers, stop_workers
+
+    source = f"bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="kurier-bench-") as tmp:
-        hub = Hub(_bench_config(base, Path(tmp)), with_sources=False)
-        hub.start()
-        target = sink("bench-sink")
-        target.delivered.clear()
-        attachment = hub.store.put_bytes(b"%PDF-1.4\n" + b"0" * 2000)
-        from schemas.envelope import AttachmentRef
-
-        att = AttachmentRef(file_name="писмо.pdf", mime_type="application/pdf", size=attachment.size,
-                            sha256=attachment.sha256)
+        config = _bench_config(base, Path(tmp))
+        hub = Hub(config, with_sources=False)
+        children = []
+        if processes:
+            hub.start(roles=frozenset({"sweep"}))
+            children = spawn_workers(config, processes)
+            _wait_for_consumers(hub, processes)
+        else:
+            hub.start(roles=ALL_ROLES)
+        stored = hub.store.put_bytes(b"%PDF-1.4\n" + b"0" * 2000)
+        att = AttachmentRef(file_name="писмо.pdf", mime_type="application/pdf", size=stored.size,
+                            sha256=stored.sha256)
         envs = [
-            Envelope(document_guid=new_guid(), source="bench", sender=Party(eik="000695235", name="Община Видин"),
+            Envelope(document_guid=new_guid(), source=source, sender=Party(eik="000695235", name="Община Видин"),
                      recipient=Party(eik="121759222", name="Областна администрация Видин"), kind="Писмо",
                      subject=f"Тестов документ № {i}", reg_number=f"ОА-01-{i}/21.11.2026", attachments=[att])
             for i in range(count)
         ]
-        sent_at: dict[str, float] = {}
-        delivered_at: dict[str, float] = {}
-        done = threading.Event()
-        original = target.deliver
-
-        def timed_deliver(env: Envelope, key: str) -> str:
-            receipt = original(env, key)
-            delivered_at.setdefault(env.id, time.perf_counter())
-            if len(delivered_at) >= count:
-                done.set()
-            return receipt
-
-        target.deliver = timed_deliver  # type: ignore[method-assign,assignment]
         started = time.perf_counter()
+        delivered = 0
         try:
             for i in range(0, count, 100):
-                chunk = envs[i:i + 100]
-                now = time.perf_counter()
-                for env in chunk:
-                    sent_at[env.id] = now
-                hub.submit_many(chunk)
-            done.wait(timeout=max(60.0, count / 50))
+                hub.submit_many(envs[i:i + 100])
+            deadline = started + max(60.0, count / 50)
+            while delivered < count and time.perf_counter() < deadline:
+                time.sleep(0.02)
+                delivered = hub.journal.count(status="delivered", source=source)
             elapsed = time.perf_counter() - started
+            latencies = hub.journal.timings(source)
+            hub.journal.purge_source(source)
         finally:
-            target.deliver = original  # type: ignore[method-assign]
+            stop_workers(children)
             hub.stop()
-        latencies = [delivered_at[i] - sent_at[i] for i in delivered_at if i in sent_at]
+            delete_topology(config)
     p50, p99 = _percentiles(latencies)
-    return BenchResult("Kurier pipeline (all stages, journal, confirms)", len(delivered_at), elapsed, p50, p99)
+    how = f", {processes} worker processes" if processes else ""
+    return BenchResult(f"Kurier pipeline (all stages, journal, confirms{how})", delivered, elapsed, p50, p99)
+
+
+def delete_topology(config: KurierConfig) -> None:
+    """The bench's queues are its own: remove them from a real broker afterwards."""
+    if config.broker_url.startswith("memory"):
+        return
+    from router.queues import Topology
+
+    topology = Topology(config.queue_prefix, config.destinations)
+    with Connection(config.broker_url) as conn:
+        channel = conn.channel()
+        for queue in topology.all_queues():
+            queue.bind(channel).delete()
+        topology.exchange.bind(channel).delete()

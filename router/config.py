@@ -7,6 +7,7 @@ refused, and every error names the file, the key and what to do.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from router.errors import ConfigError
-from schemas.identifiers import InvalidIdentifier, normalize_guid, validate_eik
+from schemas.identifiers import normalize_guid, validate_eik
 
 __all__ = [
     "AdapterConfig",
@@ -75,6 +76,9 @@ class ProcessingConfig(_Strict):
     sweep_interval_seconds: float = Field(5.0, gt=0)  # due retries and recovery
     # A non-terminal envelope untouched this long is re-queued from the journal (lost message or crash).
     recovery_grace_seconds: float = Field(120.0, ge=0)
+    # Extra OS processes that run pipeline and delivery workers beside `kurier run` (RabbitMQ only:
+    # the embedded transport lives inside one process). Python runs one core per process.
+    worker_processes: int = Field(0, ge=0, le=64)
 
 
 class AdapterConfig(BaseModel):
@@ -142,6 +146,19 @@ class DefaultRoute(_Strict):
     deliver_to: list[str] = Field(min_length=1)
 
 
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("kurier_config_file_data", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML file's values, as the lowest-priority settings source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get())
+
+
 class KurierConfig(BaseSettings):
     """The whole configuration. Environment variables ``KURIER_*`` override the file."""
 
@@ -172,8 +189,9 @@ class KurierConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file, so one file serves every stage of deployment.
-        return env_settings, init_settings
+        # Explicit arguments, then the environment, then the file: one file serves every stage of
+        # deployment, and a caller that asks for something specific (the bench's scratch directory) gets it.
+        return init_settings, env_settings, _FileSource(settings_cls)
 
     @model_validator(mode="after")
     def _references(self) -> KurierConfig:
@@ -195,6 +213,9 @@ class KurierConfig(BaseSettings):
             for dest in self.default_route.deliver_to:
                 if dest not in names:
                     raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under destinations")
+        if self.processing.worker_processes and self.broker_url.startswith("memory"):
+            raise ValueError("processing.worker_processes needs a broker shared between processes (RabbitMQ: "
+                             "set broker_url); the embedded transport lives inside one process")
         for name in [*self.sources, *self.destinations]:
             if not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"source/destination name {name!r}: use letters, digits, '-' and '_' only")
@@ -246,10 +267,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> KurierConfi
         if "data_dir" in data and not Path(str(data["data_dir"])).is_absolute():
             data["data_dir"] = str(base / str(data["data_dir"]))
         data["config_file"] = file
-    data.update(overrides)
+    token = _FILE_DATA.set(data)
     try:
-        return KurierConfig(**data)
+        return KurierConfig(**overrides)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from exc
-    except InvalidIdentifier as exc:  # pragma: no cover - pydantic wraps validator errors
-        raise ConfigError(f"{source}: {exc}") from exc
+    finally:
+        _FILE_DATA.reset(token)

@@ -30,9 +30,12 @@ from router.workers import DeliveryWorker, ProcessWorker, inbound_message
 from schemas.envelope import Envelope
 from signing import NoSigning
 
-__all__ = ["Hub"]
+__all__ = ["ALL_ROLES", "WORKER_ROLES", "Hub"]
 
 log = logging.getLogger("kurier.hub")
+
+ALL_ROLES = frozenset({"process", "deliver", "sweep", "sources"})
+WORKER_ROLES = frozenset({"process", "deliver"})
 
 _ACCEPTED = (StageEvent("receive", "ok"), StageEvent("validate", "ok"))
 
@@ -65,24 +68,35 @@ class Hub:
         self._intake_lock = threading.Lock()
         self._intake_conn: Any = None
         self._intake_publisher: ConfirmingPublisher | None = None
+        self._children: list[Any] = []
         self.started = False
 
     # -- life cycle -------------------------------------------------------------------------------
-    def start(self, *, migrate: bool = True) -> None:
+    def start(self, *, migrate: bool = True, roles: frozenset[str] = ALL_ROLES) -> None:
+        """Start the parts named in ``roles`` (all by default; extra worker processes run only workers)."""
         if migrate:
             self.journal.upgrade()
         self.broker.declare()
         common = dict(config=self.config, journal=self.journal, metrics=self.metrics, stop=self._stop)
-        self._threads = [
-            ProcessWorker("process", self.broker, [self.topology.inbound], pipeline=self.pipeline, **common),
-            DeliveryWorker("deliver", self.broker, list(self.topology.deliveries.values()),
-                           destinations=self.destinations, **common),
-            Sweeper(self.journal, self.broker, self.config, self._stop),
-        ]
+        self._threads = []
+        if "process" in roles:
+            self._threads.append(
+                ProcessWorker("process", self.broker, [self.topology.inbound], pipeline=self.pipeline, **common))
+        if "deliver" in roles:
+            self._threads.append(DeliveryWorker("deliver", self.broker, list(self.topology.deliveries.values()),
+                                                destinations=self.destinations, **common))
+        if "sweep" in roles:
+            self._threads.append(Sweeper(self.journal, self.broker, self.config, self._stop))
         for thread in self._threads:
             thread.start()
-        for source in self.sources.values():
-            source.start(self)
+        if "sources" in roles:
+            for source in self.sources.values():
+                source.start(self)
+        self._children = []
+        if "sources" in roles and self.config.processing.worker_processes:
+            from router.procs import spawn_workers
+
+            self._children = spawn_workers(self.config, self.config.processing.worker_processes)
         self.started = True
         log.info("Kurier started: journal %s, broker %s, %d source(s), %d destination(s)",
                  self.journal.engine.url.render_as_string(hide_password=True), _safe_url(self.config.broker_url),
@@ -91,6 +105,11 @@ class Hub:
     def stop(self) -> None:
         for source in self.sources.values():
             source.stop()
+        if self._children:
+            from router.procs import stop_workers
+
+            stop_workers(self._children)
+            self._children = []
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)

@@ -81,6 +81,8 @@ class Transformer:
             result = compiled.xslt(root)
         except etree.XSLTApplyError as exc:
             raise Permanent(f"transform {name!r} failed on {att.file_name}: {exc}", code="transform-failed") from exc
+        if result.getroot() is None:
+            raise Permanent(f"transform {name!r} produced no XML element for {att.file_name}", code="transform-failed")
         if compiled.schema is not None and not compiled.schema.validate(result):
             errors = "; ".join(f"line {e.line}: {e.message}" for e in list(compiled.schema.error_log)[:3])
             raise Permanent(f"transform {name!r}: the result for {att.file_name} is not valid against "

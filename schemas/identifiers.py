@@ -25,7 +25,8 @@ def _check_digit(digits: str, weights: tuple[int, ...], fallback: tuple[int, ...
 
 
 def _eik_problem(value: str) -> str | None:
-    if not value.isdigit() or len(value) not in (9, 13):
+    # ASCII digits only: str.isdigit() would let full-width and other Unicode digits through.
+    if not re.fullmatch(r"[0-9]{9}|[0-9]{13}", value):
         return f"EIK/BULSTAT {value!r} must be 9 or 13 digits"
     if _check_digit(value[:8], (1, 2, 3, 4, 5, 6, 7, 8), (3, 4, 5, 6, 7, 8, 9, 10)) != int(value[8]):
         return f"EIK/BULSTAT {value!r} has a wrong check digit (9th digit)"

@@ -25,11 +25,18 @@ def parse_xml(data: bytes, *, what: str, max_bytes: int, encoding: str | None = 
     if len(data) > max_bytes:
         raise Refused(f"{what}: {len(data)} bytes is more than the {max_bytes} bytes allowed for XML",
                       code="too-large")
+    parser = safe_parser(encoding)
     try:
-        root = etree.fromstring(data, parser=safe_parser(encoding))
+        root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as exc:
         text = str(exc)
-        if "encoding" in text.lower() or "utf-8" in text.lower() or "Input is not proper" in text:
+        kinds = {e.type_name for e in parser.error_log}  # this parse's errors only
+        # libxml2 stops entity bombs and external entities itself (as syntax errors): say what they are.
+        if b"<!DOCTYPE" in data[:4096].upper() or any(k.startswith("ERR_ENTITY") or k == "ERR_RESOURCE_LIMIT"
+                                                      for k in kinds):
+            raise Refused(f"{what}: a DOCTYPE/entity declaration is not allowed (entity expansion and external "
+                          "entities are refused for safety); remove it", code="hostile-xml") from exc
+        if kinds & {"ERR_INVALID_ENCODING", "ERR_UNSUPPORTED_ENCODING", "ERR_INVALID_CHAR"}:
             raise Refused(
                 f"{what}: the bytes are not valid {encoding or 'UTF-8 (or the declared encoding)'}: {text}. "
                 "Declare the real encoding (e.g. <?xml version=\"1.0\" encoding=\"windows-1251\"?>) "

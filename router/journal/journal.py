@@ -457,6 +457,30 @@ class Journal:
             )
             return {(r[0], r[1]): int(r[2]) for r in rows}
 
+    def count(self, *, status: str | None = None, source: str | None = None) -> int:
+        query = select(func.count()).select_from(envelopes)
+        if status:
+            query = query.where(envelopes.c.status == status)
+        if source:
+            query = query.where(envelopes.c.source == source)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def timings(self, source: str) -> list[float]:
+        """Seconds from journaled as received to the last change (delivery), per delivered envelope of ``source``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(envelopes.c.created_at, envelopes.c.updated_at).where(
+                envelopes.c.source == source, envelopes.c.status == EnvelopeStatus.DELIVERED.value))
+            return [(r.updated_at - r.created_at).total_seconds() for r in rows]
+
+    def purge_source(self, source: str) -> int:
+        """Delete every envelope of ``source`` with its events and deliveries (benchmark clean-up only)."""
+        ids = select(envelopes.c.id).where(envelopes.c.source == source)
+        with self.engine.begin() as conn:
+            conn.execute(events.delete().where(events.c.envelope_id.in_(ids)))
+            conn.execute(deliveries.delete().where(deliveries.c.envelope_id.in_(ids)))
+            return int(conn.execute(envelopes.delete().where(envelopes.c.source == source)).rowcount)
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(select(1))

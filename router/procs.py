@@ -1,0 +1,63 @@
+"""Extra worker processes: the pipeline and delivery workers in OS processes of their own.
+
+Python runs one core per process; on RabbitMQ the workers of several processes share the queues, so
+throughput grows with processes until the broker or the database is the limit. Each child builds its
+own hub from the same configuration (no connection crosses a fork) and runs workers only; sources,
+the sweeper and the API stay in the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from router.config import KurierConfig
+
+__all__ = ["spawn_workers", "stop_workers"]
+
+log = logging.getLogger("kurier.procs")
+
+
+def _config_data(config: KurierConfig) -> dict[str, Any]:
+    data = config.model_dump(mode="json", exclude={"api", "config_file"})
+    data["api"] = {"enabled": False}
+    return data
+
+
+def _child(data: dict[str, Any], roles: list[str]) -> None:
+    from router.hub import Hub
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    hub = Hub(KurierConfig(**data), with_sources=False)
+    hub.start(migrate=False, roles=frozenset(roles))
+    stop.wait()
+    hub.stop()
+
+
+def spawn_workers(config: KurierConfig, count: int, roles: tuple[str, ...] = ("process", "deliver")) -> list[BaseProcess]:
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
+    children = []
+    for i in range(count):
+        child = ctx.Process(target=_child, args=(_config_data(config), list(roles)), name=f"kurier-worker-{i + 1}",
+                            daemon=True)
+        child.start()
+        children.append(child)
+    log.info("started %d worker process(es)", count)
+    return children
+
+
+def stop_workers(children: list[BaseProcess], timeout: float = 30.0) -> None:
+    for child in children:
+        if child.is_alive():
+            child.terminate()  # SIGTERM: the child stops its workers, unacknowledged messages go back
+    for child in children:
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
