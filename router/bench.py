@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
@@ -131,7 +132,7 @@ def run_pipeline(base: KurierConfig, count: int, processes: int = 0) -> BenchRes
     with tempfile.TemporaryDirectory(prefix="kurier-bench-") as tmp:
         config = _bench_config(base, Path(tmp))
         hub = Hub(config, with_sources=False)
-        children = []
+        children: list[BaseProcess] = []
         if processes:
             hub.start(roles=frozenset({"sweep"}))
             children = spawn_workers(config, processes)

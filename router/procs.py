@@ -43,7 +43,7 @@ def _child(data: dict[str, Any], roles: list[str]) -> None:
 
 def spawn_workers(config: KurierConfig, count: int, roles: tuple[str, ...] = ("process", "deliver")) -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
-    children = []
+    children: list[BaseProcess] = []
     for i in range(count):
         child = ctx.Process(target=_child, args=(_config_data(config), list(roles)), name=f"kurier-worker-{i + 1}",
                             daemon=True)
