@@ -13,8 +13,8 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue

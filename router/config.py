@@ -146,7 +146,7 @@ class DefaultRoute(_Strict):
     deliver_to: list[str] = Field(min_length=1)
 
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("kurier_config_file_data", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("kurier_config_file_data", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -156,7 +156,7 @@ class _FileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get())
+        return dict(_FILE_DATA.get() or {})
 
 
 class KurierConfig(BaseSettings):

@@ -41,7 +41,8 @@ def _child(data: dict[str, Any], roles: list[str]) -> None:
     hub.stop()
 
 
-def spawn_workers(config: KurierConfig, count: int, roles: tuple[str, ...] = ("process", "deliver")) -> list[BaseProcess]:
+def spawn_workers(config: KurierConfig, count: int,
+                  roles: tuple[str, ...] = ("process", "deliver")) -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
     children: list[BaseProcess] = []
     for i in range(count):
