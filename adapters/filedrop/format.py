@@ -1,6 +1,6 @@
 """The file-drop wire format: one metadata XML per document, attachments beside it (see FORMAT.md).
 
-Bytes become a tree only through :func:`~adapters.filedrop.hardened.read_xml`; this module maps the
+Bytes become a tree only through :func:`~schemas.xmlsafe.parse_xml`; this module maps the
 tree to an :class:`Envelope` and back, and every refusal names the element to fix.
 """
 
@@ -16,10 +16,10 @@ from datetime import date, datetime
 from lxml import etree
 from pydantic import ValidationError
 
-from adapters.filedrop.hardened import read_xml
 from router.errors import Refused
 from schemas.envelope import Correspondent, Envelope, Party
 from schemas.identifiers import InvalidIdentifier, normalize_guid
+from schemas.xmlsafe import parse_xml
 
 __all__ = ["NS", "AttachmentSpec", "ParsedDocument", "check_file_name", "parse", "referenced_files", "render"]
 
@@ -80,7 +80,7 @@ class ParsedDocument:
 
 
 def _root(data: bytes, what: str, max_bytes: int, encoding: str) -> etree._Element:
-    root = read_xml(data, what=what, max_bytes=max_bytes, encoding=encoding)
+    root = parse_xml(data, what=what, max_bytes=max_bytes, encoding=encoding)
     if root.tag != _Q + "Document":
         raise Refused(
             f'{what}: the root element is {root.tag!r}, not <Document xmlns="{NS}">; '
