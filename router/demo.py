@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -44,12 +45,12 @@ _BAD_FROM_REGION = ["missing-recipient", "sender-mismatch"]
 
 
 def demo_config(root: Path) -> KurierConfig:
+    """The demo's configuration, also written to ``<root>/kurier.yaml`` for ``kurier messages -c``."""
     def source(name: str, ais: SampleAis) -> dict[str, object]:
         return {"adapter": "filedrop", "inbox": f"inbox/{name}", "encoding": ais.encoding, "sender_eik": ais.eik,
                 "settle_seconds": 0.3, "poll_interval": 0.2}
 
-    return load_config(
-        None,
+    settings = dict(
         data_dir=str(root),
         broker_url="memory://",
         journal_url=f"sqlite:///{root / 'journal.sqlite3'}",
@@ -66,6 +67,9 @@ def demo_config(root: Path) -> KurierConfig:
             {"name": "to-region", "match": {"recipient_eik": [REGION.eik]}, "deliver_to": ["region"]},
         ],
     )
+    path = root / "kurier.yaml"
+    path.write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_config(path)
 
 
 def _write_batch(config: KurierConfig, count: int) -> tuple[int, int]:
@@ -152,5 +156,5 @@ def run_demo(console: Console, directory: Path | None, count: int) -> bool:
                   f"refused with their reason, in {elapsed:.1f} s[/{colour}]\n"
                   f"outboxes: {config.resolve_path('outbox')}   refused files: "
                   f"{config.resolve_path('inbox/municipality/failed')}, {config.resolve_path('inbox/region/failed')}\n"
-                  f"journal: kurier messages list -c <config> or sqlite3 {root / 'journal.sqlite3'}")
+                  f"journal: kurier messages list -c {root / 'kurier.yaml'}")
     return ok
