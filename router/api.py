@@ -12,7 +12,6 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -20,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
-from router.journal import Journal
+from router.journal import Journal, MessageDetail, MessageSummary
 from router.metrics import Metrics
 from schemas.envelope import EnvelopeStatus
 
@@ -67,50 +66,6 @@ class HealthResponse(_Out):
 class ReadyResponse(_Out):
     status: str  # "ok" or "unavailable"
     components: dict[str, str]  # component → "ok" or what is wrong (credentials redacted)
-
-
-class MessageSummaryOut(_Out):
-    id: str
-    document_guid: str
-    source: str
-    sender_eik: str | None
-    sender_name: str | None
-    recipient_eik: str | None
-    recipient_name: str | None
-    kind: str | None
-    subject: str | None
-    reg_number: str | None
-    status: str
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class EventOut(_Out):
-    at: datetime
-    stage: str
-    outcome: str
-    actor: str
-    destination: str | None
-    detail: str | None
-
-
-class DeliveryOut(_Out):
-    id: str
-    destination: str
-    status: str
-    attempts: int
-    next_try: datetime | None
-    last_error: str | None
-    receipt: str | None
-    updated_at: datetime
-
-
-class MessageDetailOut(_Out):
-    summary: MessageSummaryOut
-    envelope: dict[str, Any]
-    events: list[EventOut]  # oldest first: the document's timeline
-    deliveries: list[DeliveryOut]
 
 
 class StatsResponse(_Out):
@@ -183,7 +138,7 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_AUTH_RESPONSES, tags=["journal"])
 
-    @api.get("/messages", response_model=list[MessageSummaryOut])
+    @api.get("/messages", response_model=list[MessageSummary])
     def messages(
         q: str | None = Query(None, description="Free text: envelope id, GUID, reg. number, subject or EIK"),
         guid: str | None = Query(None, description="SEOS DocumentGUID, with or without braces, any case"),
@@ -193,7 +148,7 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
         source: str | None = Query(None, description="The configured source that handed the document in"),
         limit: int = Query(50, ge=1, le=500),
         offset: int = Query(0, ge=0),
-    ) -> list[MessageSummaryOut]:
+    ) -> list[MessageSummary]:
         """Search the journal, newest first."""
         found = journal.search(
             text=q,
@@ -205,17 +160,17 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
             limit=limit,
             offset=offset,
         )
-        return [MessageSummaryOut.model_validate(s) for s in found]
+        return found
 
-    @api.get("/messages/{envelope_id}", response_model=MessageDetailOut, responses={404: {"model": ErrorResponse}})
-    def message(envelope_id: str) -> MessageDetailOut:
+    @api.get("/messages/{envelope_id}", response_model=MessageDetail, responses={404: {"model": ErrorResponse}})
+    def message(envelope_id: str) -> MessageDetail:
         """One document: its summary, envelope, event timeline and deliveries."""
         detail = journal.get(envelope_id)
         if detail is None:
             raise ApiError(
                 404, "not_found", f"No message with id {envelope_id!r} / Няма съобщение с идентификатор {envelope_id!r}"
             )
-        return MessageDetailOut.model_validate(detail)
+        return detail
 
     @api.get("/stats", response_model=StatsResponse)
     def stats() -> StatsResponse:

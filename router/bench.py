@@ -26,7 +26,7 @@ from schemas.identifiers import new_guid
 if TYPE_CHECKING:
     from router.hub import Hub
 
-__all__ = ["BenchResult", "delete_topology", "run_baseline", "run_pipeline"]
+__all__ = ["BenchResult", "run_baseline", "run_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -163,21 +163,8 @@ def run_pipeline(base: KurierConfig, count: int, processes: int = 0) -> BenchRes
         finally:
             stop_workers(children)
             hub.stop()
-            delete_topology(config)
+            if hub.broker.durable:
+                hub.broker.delete()
     p50, p99 = _percentiles(latencies)
     how = f", {processes} worker processes" if processes else ""
     return BenchResult(f"Kurier pipeline (all stages, journal, confirms{how})", delivered, elapsed, p50, p99)
-
-
-def delete_topology(config: KurierConfig) -> None:
-    """The bench's queues are its own: remove them from a real broker afterwards."""
-    if config.broker_url.startswith("memory"):
-        return
-    from router.queues import Topology
-
-    topology = Topology(config.queue_prefix, config.destinations)
-    with Connection(config.broker_url) as conn:
-        channel = conn.channel()
-        for queue in topology.all_queues():
-            queue.bind(channel).delete()
-        topology.exchange.bind(channel).delete()

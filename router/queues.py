@@ -86,6 +86,14 @@ class Broker:
             for queue in self.topology.all_queues():
                 queue.bind(channel).declare()
 
+    def delete(self) -> None:
+        """Remove this topology's queues and exchange (benchmarks and tests own theirs; never production)."""
+        with self.connect() as conn:
+            channel = conn.default_channel
+            for queue in self.topology.all_queues():
+                queue.bind(channel).delete()
+            self.topology.exchange.bind(channel).delete()
+
     def depths(self) -> dict[str, int]:
         result: dict[str, int] = {}
         with self.connect() as conn:

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection
-
 from router.config import KurierConfig, load_config
 from schemas.envelope import Envelope, Party
 from schemas.identifiers import new_guid
@@ -56,11 +54,6 @@ def delete_queues(config: KurierConfig) -> None:
     """Remove a test's queues from a real broker (they are durable and would outlive the test)."""
     if config.broker_url.startswith("memory"):
         return
-    from router.queues import Topology
+    from router.queues import Broker, Topology
 
-    topology = Topology(config.queue_prefix, config.destinations)
-    with Connection(config.broker_url) as conn:
-        channel = conn.channel()
-        for queue in topology.all_queues():
-            queue.bind(channel).delete()
-        topology.exchange.bind(channel).delete()
+    Broker(config.broker_url, Topology(config.queue_prefix, config.destinations)).delete()

@@ -6,20 +6,34 @@ tree to an :class:`Envelope` and back, and every refusal names the element to fi
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Annotated
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from router.errors import Refused
 from schemas.envelope import Correspondent, Envelope, Party
 from schemas.identifiers import InvalidIdentifier, normalize_guid
 from schemas.xmlsafe import parse_xml
+
+
+def known_encoding(value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r}; use utf-8 or windows-1251") from None
+    return value
+
+
+#: An encoding name Python knows (checked when the configuration is loaded).
+Encoding = Annotated[str, AfterValidator(known_encoding)]
 
 __all__ = ["NS", "AttachmentSpec", "ParsedDocument", "check_file_name", "parse", "referenced_files", "render"]
 

@@ -6,7 +6,6 @@ Folders: ``<inbox>/`` (the AIS writes here), ``.work/`` (claimed, being handled;
 
 from __future__ import annotations
 
-import codecs
 import logging
 import mimetypes
 import os
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.base import AdapterContext, Intake, PollingSource
 from adapters.filedrop.claims import ATTACHMENTS, LOCK, WorkDir, claim, leftover_work, lock_work
-from adapters.filedrop.format import parse
+from adapters.filedrop.format import Encoding, parse
 from adapters.filedrop.watch import InboxWatcher
 from router.errors import ConfigError, KurierError, Refused
 from router.store import PayloadStore
@@ -39,7 +38,7 @@ class SourceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     inbox: str  # relative paths are under the hub's data_dir
-    encoding: str = "utf-8"  # for XML without a declaration; legacy AIS write windows-1251
+    encoding: Encoding = "utf-8"  # for XML without a declaration; legacy AIS write windows-1251
     settle_seconds: float = Field(2.0, ge=0)  # unchanged this long = completely copied
     poll_interval: float = Field(1.0, gt=0)
     sender_eik: str | None = None  # the AIS this inbox speaks for: other senders are refused
@@ -47,14 +46,6 @@ class SourceSettings(BaseModel):
     sender_name: str | None = None
     require_marker: bool = False  # ready only once <stem>.ready exists beside <stem>.xml
 
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; use utf-8 or windows-1251") from None
-        return value
 
     @field_validator("sender_guid")
     @classmethod

@@ -11,7 +11,6 @@ new, even if the AIS has already taken the files away.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import json
@@ -22,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from adapters.base import AdapterContext
-from adapters.filedrop.format import render
+from adapters.filedrop.format import Encoding, render
 from router.errors import DeliveryFailed, DestinationUnavailable
 from router.store import PayloadStore
 from schemas.envelope import Envelope
@@ -37,17 +36,9 @@ class DestinationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     outbox: str  # relative paths are under the hub's data_dir
-    encoding: str = "utf-8"  # windows-1251 for AIS that read nothing else
+    encoding: Encoding = "utf-8"  # windows-1251 for AIS that read nothing else
     fsync: bool = True  # off only for tests and throw-away demos
 
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; use utf-8 or windows-1251") from None
-        return value
 
 
 def _plain(name: str, taken: set[str], limit: int) -> str:
