@@ -138,6 +138,7 @@ class ConfirmingPublisher:
             self.channel.events["basic_nack"].add(self._on_nack)
             self.channel.events["basic_return"].add(self._on_return)
         self.producer = Producer(self.channel, exchange=topology.exchange, serializer="json")
+        self._keys = {str(q.routing_key) for q in topology.all_queues()}
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         if multiple:
@@ -155,6 +156,10 @@ class ConfirmingPublisher:
     def publish(self, messages: Sequence[OutMessage]) -> None:
         if not messages:
             return
+        unknown = {m.routing_key for m in messages} - self._keys
+        if unknown:
+            # RabbitMQ would return such a message (mandatory); the embedded transport would drop it.
+            raise Transient(f"no queue for routing key(s) {', '.join(sorted(unknown))}")
         self._failed.clear()
         for msg in messages:
             self.producer.publish(
