@@ -86,7 +86,7 @@ class Hub:
             self._threads.append(DeliveryWorker("deliver", self.broker, list(self.topology.deliveries.values()),
                                                 destinations=self.destinations, **common))
         if "sweep" in roles:
-            self._threads.append(Sweeper(self.journal, self.broker, self.config, self._stop))
+            self._threads.append(Sweeper(self.journal, self.broker, self.config, self._stop, self.metrics))
         for thread in self._threads:
             thread.start()
         if "sources" in roles:

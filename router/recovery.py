@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from router.config import KurierConfig
 from router.journal import Journal
+from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage
 from router.workers import delivery_message, inbound_message
 from schemas.envelope import utcnow
@@ -24,8 +25,10 @@ log = logging.getLogger("kurier.recovery")
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, journal: Journal, broker: Broker, config: KurierConfig, stop: threading.Event) -> None:
+    def __init__(self, journal: Journal, broker: Broker, config: KurierConfig, stop: threading.Event,
+                 metrics: Metrics | None = None) -> None:
         super().__init__(name="sweeper", daemon=True)
+        self.metrics = metrics
         self.journal = journal
         self.broker = broker
         self.config = config
@@ -66,6 +69,10 @@ class Sweeper(threading.Thread):
                 while self.sweep(grace, started) >= 1000 and not self.stop_event.is_set():
                     pass  # a large backlog: keep going until it is all queued
                 grace = proc.recovery_grace_seconds
+                if self.metrics is not None:
+                    # Queue depths for /metrics: what operators watch to see a destination falling behind.
+                    for queue, depth in self.broker.depths().items():
+                        self.metrics.set_queue_depth(queue, depth)
             except Exception as exc:
                 log.warning("sweep failed, trying again in %.0fs: %s", proc.sweep_interval_seconds, exc)
             self.stop_event.wait(proc.sweep_interval_seconds)

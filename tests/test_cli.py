@@ -106,7 +106,8 @@ def test_run_without_configuration_sets_up_embedded_defaults_and_serves_the_ops_
         assert get("/api/v1/messages", auth=False)[0] == 401
         status, body = get(f"/api/v1/messages?guid={doc.document_guid}")
         assert status == 200 and json.loads(body)[0]["status"] == "delivered"
-        assert "kurier_deliveries_total" in get("/metrics")[1]
+        metrics = get("/metrics")[1]
+        assert "kurier_deliveries_total" in metrics and 'kurier_queue_depth{queue="kurier.inbound"}' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
