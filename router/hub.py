@@ -26,7 +26,7 @@ from router.recovery import Sweeper
 from router.routing import RoutingTable
 from router.store import PayloadStore
 from router.transform import Transformer
-from router.workers import DeliveryWorker, ProcessWorker, inbound_message
+from router.workers import DeliveryWorker, ProcessWorker, inbound_messages
 from schemas.envelope import Envelope
 from signing import NoSigning
 
@@ -189,7 +189,7 @@ class Hub:
         return Refused(str(exc), code=exc.code, journal_id=journal_id)
 
     def _publish_inbound(self, envs: Sequence[Envelope]) -> None:
-        messages = [inbound_message(env) for env in envs]
+        messages = inbound_messages(envs, self.config.processing.batch_size)
         with self._intake_lock:
             try:
                 if self._intake_publisher is None:
@@ -211,5 +211,6 @@ def _safe_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        user, has_password, _ = creds.partition(":")
+        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
     return url

@@ -202,9 +202,14 @@ class BatchConsumer:
     def _on_message(self, message: Message) -> None:
         self._buffer.append(message)
 
+    def _items(self, message: Message) -> int:
+        count = (message.headers or {}).get("count", 1)
+        return count if isinstance(count, int) and count > 0 else 1
+
     def fetch(self, n: int, wait: float) -> list[Message]:
+        """Messages carrying up to ``n`` items in all (a message says how many it carries in ``count``)."""
         deadline = time.monotonic() + wait
-        while len(self._buffer) < n:
+        while sum(self._items(m) for m in self._buffer) < n:
             remaining = deadline - time.monotonic()
             if remaining <= 0 and self._buffer:
                 break
@@ -213,7 +218,14 @@ class BatchConsumer:
             except (TimeoutError, socket.timeout):  # noqa: UP041
                 if not self._buffer or time.monotonic() >= deadline:
                     break
-        batch, self._buffer = self._buffer[:n], self._buffer[n:]
+        taken = 0
+        items = 0
+        for message in self._buffer:
+            if taken and items + self._items(message) > n:
+                break
+            taken += 1
+            items += self._items(message)
+        batch, self._buffer = self._buffer[:taken], self._buffer[taken:]
         return batch
 
     def ack(self, messages: Sequence[Message]) -> None:

@@ -16,7 +16,7 @@ from router.config import KurierConfig
 from router.journal import Journal
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage
-from router.workers import delivery_message, inbound_message
+from router.workers import delivery_messages, inbound_messages
 from schemas.envelope import utcnow
 
 __all__ = ["Sweeper"]
@@ -36,7 +36,7 @@ class Sweeper(threading.Thread):
         self.requeued = 0
 
     def sweep(self, grace: float, now: datetime | None = None) -> int:
-        """Re-queue stale and due work; return how many messages were published.
+        """Re-queue stale and due work; return how many envelopes and deliveries were re-queued.
 
         Work re-queued by this sweep is touched after ``now``, so a repeated call with the same ``now``
         moves on through a large backlog instead of queueing the same items again.
@@ -48,15 +48,16 @@ class Sweeper(threading.Thread):
         if not received and not due:
             return 0
         envs = self.journal.load([*received, *(eid for _, eid, _ in due)])
-        out: list[OutMessage] = [inbound_message(envs[eid]) for eid in received if eid in envs]
-        out += [delivery_message(did, dest, envs[eid]) for did, eid, dest in due if eid in envs]
+        per_message = self.config.processing.batch_size
+        out: list[OutMessage] = inbound_messages([envs[eid] for eid in received if eid in envs], per_message)
+        out += delivery_messages([(did, dest, envs[eid]) for did, eid, dest in due if eid in envs], per_message)
         with self.broker.connect() as conn:
             ConfirmingPublisher(conn, self.broker.topology).publish(out)
         hold = max(self.config.processing.recovery_grace_seconds, self.config.processing.sweep_interval_seconds)
         self.journal.touch(received, [did for did, _, _ in due], hold=hold)
         log.info("re-queued %d received envelope(s) and %d due deliveries", len(received), len(due))
-        self.requeued += len(out)
-        return len(out)
+        self.requeued += len(received) + len(due)
+        return len(received) + len(due)
 
     def run(self) -> None:
         proc = self.config.processing

@@ -29,7 +29,7 @@ from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology, decode
 from schemas.envelope import Envelope, EnvelopeStatus
 
-__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_message", "inbound_message"]
+__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_messages", "inbound_messages"]
 
 log = logging.getLogger("kurier.workers")
 
@@ -37,15 +37,37 @@ log = logging.getLogger("kurier.workers")
 _INFRA = (Transient, OperationalError, DBAPIError, ConnectionError, OSError, TimeoutError)
 
 
-def inbound_message(env: Envelope) -> OutMessage:
-    return OutMessage("inbound", {"envelope": env.model_dump(mode="json", exclude_none=True)},
-                      {"envelope_id": env.id})
+def inbound_messages(envs: Sequence[Envelope], per_message: int) -> list[OutMessage]:
+    """Envelopes for the processing stage, up to ``per_message`` in one message.
+
+    Envelopes are small (files stay in the payload store), so a message carries many: the broker's and
+    the client's cost per message is spread over the batch, and every guarantee stays per envelope
+    (journal status, idempotent stages).
+    """
+    return [
+        OutMessage("inbound", {"envelopes": [e.model_dump(mode="json", exclude_none=True) for e in chunk]},
+                   {"count": len(chunk), "envelope_ids": ",".join(e.id for e in chunk)[:4000]})
+        for chunk in _chunks(envs, per_message)
+    ]
 
 
-def delivery_message(delivery_id: str, destination: str, env: Envelope) -> OutMessage:
-    body = {"delivery_id": delivery_id, "destination": destination,
-            "envelope": env.model_dump(mode="json", exclude_none=True)}
-    return OutMessage(Topology.delivery_key(destination), body, {"envelope_id": env.id})
+def delivery_messages(items: Sequence[tuple[str, str, Envelope]], per_message: int) -> list[OutMessage]:
+    """(delivery id, destination, envelope) items, one message per destination and chunk."""
+    by_destination: dict[str, list[tuple[str, Envelope]]] = {}
+    for did, dest, env in items:
+        by_destination.setdefault(dest, []).append((did, env))
+    out = []
+    for dest, entries in by_destination.items():
+        for chunk in _chunks(entries, per_message):
+            body = {"destination": dest, "deliveries": [
+                {"id": did, "envelope": env.model_dump(mode="json", exclude_none=True)} for did, env in chunk]}
+            out.append(OutMessage(Topology.delivery_key(dest), body,
+                                  {"count": len(chunk), "envelope_ids": ",".join(e.id for _, e in chunk)[:4000]}))
+    return out
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), max(1, size))]
 
 
 def dead_letter(message: Message, reason: str) -> OutMessage:
@@ -107,22 +129,20 @@ class Worker(threading.Thread):
                     with contextlib.suppress(Exception):  # the connection is already broken
                         conn.release()
 
-    def _decode(self, batch: Sequence[Message], fields: tuple[str, ...]) -> tuple[list[tuple[Message, dict[str, Any],
-                                                                                              Envelope]],
-                                                                                   list[OutMessage]]:
-        good: list[tuple[Message, dict[str, Any], Envelope]] = []
+    def _decode(self, batch: Sequence[Message], parse: Any) -> tuple[list[Any], list[OutMessage]]:
+        """Items of every readable message; a message that cannot be read goes whole to the dead letters.
+
+        Its envelopes are not lost: the journal has them, and the sweeper re-queues what stays unfinished.
+        """
+        items: list[Any] = []
         dead: list[OutMessage] = []
         for message in batch:
             try:
-                data = decode(message)
-                missing = [f for f in fields if f not in data]
-                if missing:
-                    raise ValueError(f"missing {', '.join(missing)}")
-                good.append((message, data, Envelope.model_validate(data["envelope"])))
+                items.extend(parse(decode(message)))
             except Exception as exc:
                 log.error("%s: unreadable message sent to the dead-letter queue: %s", self.name, exc)
                 dead.append(dead_letter(message, f"unreadable message: {exc}"))
-        return good, dead
+        return items, dead
 
 
 class ProcessWorker(Worker):
@@ -132,21 +152,26 @@ class ProcessWorker(Worker):
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
 
+    @staticmethod
+    def _parse(data: dict[str, Any]) -> list[Envelope]:
+        return [Envelope.model_validate(e) for e in data["envelopes"]]
+
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
-        items, out = self._decode(batch, ("envelope",))
-        statuses = self.journal.statuses(env.id for _, _, env in items)
+        envs, out = self._decode(batch, self._parse)
+        statuses = self.journal.statuses(env.id for env in envs)
         timer = StageTimer({})
         plans: list[PlanOutcome] = []
         routed: dict[str, Envelope] = {}
         resend: list[str] = []
         seen: set[str] = set()
-        for message, _, env in items:
+        for env in envs:
             status = statuses.get(env.id)
             if env.id in seen:
                 continue  # queued twice (a resend raced its first copy): one decision is enough
             seen.add(env.id)
             if status is None:
-                out.append(dead_letter(message, f"envelope {env.id} is not in the journal"))
+                # Only Kurier queues envelopes, and only after journaling them: this one is foreign.
+                log.error("%s: envelope %s is not in the journal; dropped", self.name, env.id)
             elif status == EnvelopeStatus.RECEIVED:
                 try:
                     plan = self.pipeline.process(env, timer)
@@ -163,13 +188,13 @@ class ProcessWorker(Worker):
             elif status == EnvelopeStatus.ROUTED:
                 resend.append(env.id)  # redelivered after a crash: make sure its deliveries are queued
         self.journal.record_plans(plans)
-        for plan in plans:
-            for dest in plan.destinations:
-                out.append(delivery_message(f"{plan.envelope_id}:{dest}", dest, routed[plan.envelope_id]))
+        deliveries = [(f"{p.envelope_id}:{dest}", dest, routed[p.envelope_id])
+                      for p in plans for dest in p.destinations]
         if resend:
             pending = self.journal.pending_deliveries(resend)
-            envs = self.journal.load({eid for _, eid, _ in pending})
-            out.extend(delivery_message(did, dest, envs[eid]) for did, eid, dest in pending)
+            stored = self.journal.load({eid for _, eid, _ in pending})
+            deliveries += [(did, dest, stored[eid]) for did, eid, dest in pending]
+        out += delivery_messages(deliveries, self.config.processing.batch_size)
         self.metrics.routed(sum(1 for p in plans if p.status == EnvelopeStatus.ROUTED))
         for stage, seconds in timer.seconds.items():
             self.metrics.observe_stage(stage, seconds)
@@ -192,18 +217,26 @@ class DeliveryWorker(Worker):
                 return target.deliver(env, key)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def _parse(data: dict[str, Any]) -> list[tuple[str, str, Envelope]]:
+        dest = str(data["destination"])
+        return [(str(d["id"]), dest, Envelope.model_validate(d["envelope"])) for d in data["deliveries"]]
+
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
-        items, out = self._decode(batch, ("delivery_id", "destination", "envelope"))
-        states = self.journal.delivery_statuses(str(data["delivery_id"]) for _, data, _ in items)
+        items, out = self._decode(batch, self._parse)
+        states = self.journal.delivery_statuses(did for did, _, _ in items)
         outcomes: list[DeliveryOutcome] = []
         down: dict[str, str] = {}  # destinations that failed in this batch: don't hammer them
         started = time.perf_counter()
-        for message, data, env in items:
-            did, dest = str(data["delivery_id"]), str(data["destination"])
+        seen: set[str] = set()
+        for did, dest, env in items:
             state = states.get(did)
             if state is None:
-                out.append(dead_letter(message, f"delivery {did} is not in the journal"))
+                log.error("%s: delivery %s is not in the journal; dropped", self.name, did)
                 continue
+            if did in seen:
+                continue  # queued twice: one attempt per batch
+            seen.add(did)
             status, attempts = state
             if status in ("delivered", "failed"):
                 continue  # done before (a redelivered message): delivering again would duplicate
