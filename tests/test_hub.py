@@ -171,3 +171,29 @@ def test_an_envelope_journaled_but_never_queued_is_recovered(make_hub: Any) -> N
     hub.start()
     wait_until(lambda: hub.journal.statuses([lost.id]).get(lost.id) == "delivered", timeout=30)
     assert len(sink(name).delivered) == 1
+
+
+def test_worker_processes_share_the_work_on_rabbitmq(tmp_path: Path, amqp_url: str, pg_url: str) -> None:
+    from tests.conftest import _fresh
+
+    backend = {"broker_url": amqp_url, "journal_url": _fresh(pg_url), "queue_prefix": unique("kurier-procs")}
+    config = hub_config(tmp_path, backend, destinations={"region": {"adapter": "memory"}},
+                        default_route={"deliver_to": ["region"]}, processing={"worker_processes": 2})
+    hub = Hub(config, with_sources=False)
+    # The parent keeps intake and recovery; two worker processes do the pipeline and the deliveries.
+    hub.start(roles=frozenset({"sweep", "sources"}))
+    try:
+        receipts = hub.submit_many([envelope(subject=f"Писмо {i}") for i in range(200)])
+        wait_until(lambda: hub.journal.count(status="delivered") == 200, timeout=60, what="200 delivered")
+        actors = {e.actor for r in receipts[:20] for e in hub.journal.get(r.envelope_id).events}  # type: ignore[union-attr]
+        assert len(actors) >= 2  # intake here, processing and delivery in the children
+    finally:
+        hub.stop()
+        delete_queues(config)
+
+
+def test_worker_processes_need_a_shared_broker(tmp_path: Path) -> None:
+    from router.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="worker_processes needs a broker shared between processes"):
+        hub_config(tmp_path, {"broker_url": "memory://"}, processing={"worker_processes": 1})
