@@ -249,6 +249,22 @@ def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
     journal.dispose()
 
 
+@messages_app.command("retry")
+def messages_retry(envelope_id: str, config: ConfigOption = None) -> None:
+    """Try a failed message again (after the destination or the configuration was fixed)."""
+    cfg, _ = _load(config)
+    from router.journal import Journal
+
+    journal = Journal(cfg.resolved_journal_url)
+    who = f"operator {os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    reopened = journal.retry(envelope_id, who=who)
+    journal.dispose()
+    if not reopened:
+        console.print(f"[red]{envelope_id}: not a failed message; nothing to retry / няма какво да се повтори[/red]")
+        raise typer.Exit(1)
+    console.print(f"{envelope_id}: {reopened} step(s) re-opened; the running hub retries them at its next sweep")
+
+
 @app.command()
 def bench(
     config: ConfigOption = None,

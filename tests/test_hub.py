@@ -197,3 +197,19 @@ def test_worker_processes_need_a_shared_broker(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="worker_processes needs a broker shared between processes"):
         hub_config(tmp_path, {"broker_url": "memory://"}, processing={"worker_processes": 1})
+
+
+def test_an_operator_can_retry_a_failed_delivery_once_the_destination_is_back(make_hub: Any) -> None:
+    name = unique("down")
+    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 2}}, default_route={"deliver_to": [name]},
+                   retry={"first_delay_seconds": 0.05, "max_delay_seconds": 0.1, "in_process_attempts": 1,
+                          "max_attempts": 2})
+    receipt = hub.submit(envelope())
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "failed")
+    # When the operator retries it (the destination works again: its outage was two attempts long)
+    assert hub.journal.retry(receipt.envelope_id, who="operator test") == 1
+    wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered")
+    detail = hub.journal.get(receipt.envelope_id)
+    assert detail is not None and ("operator", "retry") in [(e.stage, e.outcome) for e in detail.events]
+    assert len(sink(name).delivered) == 1
+    assert hub.journal.retry(receipt.envelope_id, who="operator test") == 0  # delivered: nothing to retry

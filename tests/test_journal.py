@@ -95,3 +95,13 @@ def test_search_by_guid_reg_number_eik_status_and_cyrillic_text(journal: Journal
     refused = journal.search(status="refused")
     assert len(refused) == 1 and refused[0].error == "не е XML"
     assert journal.status_counts() == {"received": 2, "refused": 1}
+
+
+def test_a_document_that_failed_before_delivery_is_processed_again_on_retry(journal: Journal) -> None:
+    doc = envelope()
+    journal.accept([doc], ACCEPTED)
+    journal.record_plans([PlanOutcome(doc.id, EnvelopeStatus.FAILED, [StageEvent("transform", "failed", "XSD")],
+                                      error_code="schema-invalid", error="not valid")])
+    assert journal.retry(doc.id, who="operator") == 1
+    assert journal.statuses([doc.id])[doc.id] == "received"
+    assert journal.stale_received(utcnow()) == [doc.id]  # the next sweep queues it again

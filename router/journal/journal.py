@@ -389,6 +389,31 @@ class Journal:
                     .values(next_try=now + timedelta(seconds=hold))
                 )
 
+    def retry(self, envelope_id: str, *, who: str) -> int:
+        """An operator's second chance for a failed envelope: its failed deliveries (or its processing) are
+        tried again from scratch, at the next sweep. Returns how many deliveries or stages were re-opened."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            status = conn.execute(select(envelopes.c.status).where(envelopes.c.id == envelope_id)).scalar()
+            if status != EnvelopeStatus.FAILED.value:
+                return 0
+            reopened = conn.execute(
+                update(deliveries).where(deliveries.c.envelope_id == envelope_id, deliveries.c.status == "failed")
+                .values(status="retry", attempts=0, next_try=now, updated_at=now)
+            ).rowcount
+            if reopened:
+                new_status, touched = EnvelopeStatus.ROUTED.value, now
+            else:
+                # It failed before any delivery was planned (e.g. a transform): process it again. An old
+                # updated_at makes the very next sweep re-queue it.
+                new_status, touched, reopened = EnvelopeStatus.RECEIVED.value, datetime(2000, 1, 1, tzinfo=UTC), 1
+            conn.execute(update(envelopes).where(envelopes.c.id == envelope_id)
+                         .values(status=new_status, error_code=None, error=None, updated_at=touched))
+            _insert(conn, events, [{"envelope_id": envelope_id, "at": now, "stage": "operator", "outcome": "retry",
+                                    "actor": who, "destination": None,
+                                    "detail": f"re-opened by {who}: {reopened} step(s) will be tried again"}])
+        return int(reopened)
+
     def load(self, envelope_ids: Iterable[str]) -> dict[str, Envelope]:
         result: dict[str, Envelope] = {}
         with self.engine.connect() as conn:
