@@ -110,9 +110,12 @@ class Worker(threading.Thread):
                     try:
                         out = self.handle(batch)
                         publisher.publish(out)
-                    except _INFRA as exc:
-                        log.warning("%s: batch of %d put back, will retry: %s: %s", self.name, len(batch),
-                                    type(exc).__name__, str(exc).splitlines()[0][:300])
+                    except Exception as exc:
+                        if isinstance(exc, _INFRA):
+                            log.warning("%s: batch of %d put back, will retry: %s: %s", self.name, len(batch),
+                                        type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
+                        else:  # a bug: keep the traceback, keep the messages, keep the worker
+                            log.exception("%s: batch of %d failed unexpectedly; put back", self.name, len(batch))
                         consumer.requeue(batch)
                         self.stop_event.wait(pause)
                         pause = min(pause * 2, 30.0)
