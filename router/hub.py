@@ -19,6 +19,7 @@ from adapters import AdapterContext, Destination, Receipt, Source, build_destina
 from router.config import KurierConfig
 from router.errors import KurierError, Refused, Transient
 from router.journal import Journal, StageEvent
+from router.messages import inbound_messages
 from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.queues import Broker, ConfirmingPublisher, Topology
@@ -26,7 +27,7 @@ from router.recovery import Sweeper
 from router.routing import RoutingTable
 from router.store import PayloadStore
 from router.transform import Transformer
-from router.workers import DeliveryWorker, ProcessWorker, inbound_messages
+from router.workers import DeliveryWorker, ProcessWorker
 from schemas.envelope import Envelope
 from signing import NoSigning
 

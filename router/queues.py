@@ -54,7 +54,7 @@ class Topology:
 @dataclass
 class OutMessage:
     routing_key: str
-    body: dict[str, Any]
+    body: str | dict[str, Any]  # a str is JSON already written
     headers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,9 +162,12 @@ class ConfirmingPublisher:
             raise Transient(f"no queue for routing key(s) {', '.join(sorted(unknown))}")
         self._failed.clear()
         for msg in messages:
+            # A str body is JSON already written (see router.messages): kombu must not serialize it again.
+            written = {"content_type": "application/json", "content_encoding": "utf-8"} \
+                if isinstance(msg.body, str) else {}
             self.producer.publish(
                 msg.body, routing_key=msg.routing_key, headers=msg.headers, delivery_mode=2,
-                mandatory=self._amqp, retry=False,
+                mandatory=self._amqp, retry=False, **written,
             )
             if self._amqp:
                 self._seq += 1

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from router.config import KurierConfig
 from router.journal import Journal
+from router.messages import delivery_messages, inbound_messages
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage
-from router.workers import delivery_messages, inbound_messages
 from schemas.envelope import utcnow
 
 __all__ = ["Sweeper"]

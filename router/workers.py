@@ -24,57 +24,18 @@ from adapters.base import Destination
 from router.config import KurierConfig
 from router.errors import Permanent, Transient
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
+from router.messages import dead_letter, delivery_messages, read_deliveries, read_inbound
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
-from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology, decode
+from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
 from schemas.envelope import Envelope, EnvelopeStatus
 
-__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_messages", "inbound_messages"]
+__all__ = ["DeliveryWorker", "ProcessWorker", "Worker"]
 
 log = logging.getLogger("kurier.workers")
 
 # Errors after which the batch is put back and tried again: the journal or the broker is unavailable.
 _INFRA = (Transient, OperationalError, DBAPIError, ConnectionError, OSError, TimeoutError)
-
-
-def inbound_messages(envs: Sequence[Envelope], per_message: int) -> list[OutMessage]:
-    """Envelopes for the processing stage, up to ``per_message`` in one message.
-
-    Envelopes are small (files stay in the payload store), so a message carries many: the broker's and
-    the client's cost per message is spread over the batch, and every guarantee stays per envelope
-    (journal status, idempotent stages).
-    """
-    return [
-        OutMessage("inbound", {"envelopes": [e.model_dump(mode="json", exclude_none=True) for e in chunk]},
-                   {"count": len(chunk), "envelope_ids": ",".join(e.id for e in chunk)[:4000]})
-        for chunk in _chunks(envs, per_message)
-    ]
-
-
-def delivery_messages(items: Sequence[tuple[str, str, Envelope]], per_message: int) -> list[OutMessage]:
-    """(delivery id, destination, envelope) items, one message per destination and chunk."""
-    by_destination: dict[str, list[tuple[str, Envelope]]] = {}
-    for did, dest, env in items:
-        by_destination.setdefault(dest, []).append((did, env))
-    out = []
-    for dest, entries in by_destination.items():
-        for chunk in _chunks(entries, per_message):
-            body = {"destination": dest, "deliveries": [
-                {"id": did, "envelope": env.model_dump(mode="json", exclude_none=True)} for did, env in chunk]}
-            out.append(OutMessage(Topology.delivery_key(dest), body,
-                                  {"count": len(chunk), "envelope_ids": ",".join(e.id for _, e in chunk)[:4000]}))
-    return out
-
-
-def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), max(1, size))]
-
-
-def dead_letter(message: Message, reason: str) -> OutMessage:
-    raw = message.body if isinstance(message.body, str) else repr(message.body)[:100_000]
-    info = message.delivery_info or {}
-    return OutMessage("dead", {"reason": reason, "queue": info.get("routing_key"), "body": raw},
-                      {"reason": reason[:500]})
 
 
 class Worker(threading.Thread):
@@ -132,7 +93,7 @@ class Worker(threading.Thread):
                     with contextlib.suppress(Exception):  # the connection is already broken
                         conn.release()
 
-    def _decode(self, batch: Sequence[Message], parse: Any) -> tuple[list[Any], list[OutMessage]]:
+    def _decode(self, batch: Sequence[Message], read: Any) -> tuple[list[Any], list[OutMessage]]:
         """Items of every readable message; a message that cannot be read goes whole to the dead letters.
 
         Its envelopes are not lost: the journal has them, and the sweeper re-queues what stays unfinished.
@@ -141,7 +102,7 @@ class Worker(threading.Thread):
         dead: list[OutMessage] = []
         for message in batch:
             try:
-                items.extend(parse(decode(message)))
+                items.extend(read(message))
             except Exception as exc:
                 log.error("%s: unreadable message sent to the dead-letter queue: %s", self.name, exc)
                 dead.append(dead_letter(message, f"unreadable message: {exc}"))
@@ -155,12 +116,8 @@ class ProcessWorker(Worker):
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
 
-    @staticmethod
-    def _parse(data: dict[str, Any]) -> list[Envelope]:
-        return [Envelope.model_validate(e) for e in data["envelopes"]]
-
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
-        envs, out = self._decode(batch, self._parse)
+        envs, out = self._decode(batch, read_inbound)
         statuses = self.journal.statuses(env.id for env in envs)
         timer = StageTimer({})
         plans: list[PlanOutcome] = []
@@ -220,13 +177,8 @@ class DeliveryWorker(Worker):
                 return target.deliver(env, key)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _parse(data: dict[str, Any]) -> list[tuple[str, str, Envelope]]:
-        dest = str(data["destination"])
-        return [(str(d["id"]), dest, Envelope.model_validate(d["envelope"])) for d in data["deliveries"]]
-
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
-        items, out = self._decode(batch, self._parse)
+        items, out = self._decode(batch, read_deliveries)
         states = self.journal.delivery_statuses(did for did, _, _ in items)
         outcomes: list[DeliveryOutcome] = []
         down: dict[str, str] = {}  # destinations that failed in this batch: don't hammer them

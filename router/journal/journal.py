@@ -38,8 +38,9 @@ __all__ = [
 
 def fingerprint(envelope: Envelope) -> str:
     """SHA-256 of what the document *is* (not when or under which id it arrived)."""
-    data = envelope.model_dump(mode="json", exclude={"id", "status", "received_at"}, exclude_none=True)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # pydantic writes fields in the model's order, so the same content always gives the same bytes.
+    data = envelope.model_dump_json(exclude={"id", "status", "received_at"}, exclude_none=True)
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def _aware(value: datetime | None) -> datetime | None:
