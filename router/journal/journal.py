@@ -11,13 +11,27 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, exists, func, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from router.journal.db import bulk_insert, chunks, make_engine
+from router.journal.records import (
+    SUMMARY_COLUMNS,
+    AcceptOutcome,
+    DeliveryOutcome,
+    DeliveryRecord,
+    EventRecord,
+    MessageDetail,
+    MessageSummary,
+    PlanOutcome,
+    StageEvent,
+    aware,
+    summary,
+    summary_from_mapping,
+)
 from router.journal.tables import deliveries, envelopes, events, metadata
 from schemas.envelope import Envelope, EnvelopeStatus, new_envelope_id, utcnow
 from schemas.identifiers import new_guid
@@ -43,121 +57,13 @@ def fingerprint(envelope: Envelope) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; we only ever store UTC
-    return value
-
-
-@dataclass(frozen=True)
-class StageEvent:
-    stage: str
-    outcome: str
-    detail: str | None = None
-    destination: str | None = None
-
-
-@dataclass(frozen=True)
-class AcceptOutcome:
-    envelope_id: str
-    duplicate: bool = False  # the same document (same fingerprint) was accepted before
-    conflict: bool = False  # the same DocumentGUID from this source, but different content
-    status: str = EnvelopeStatus.RECEIVED.value
-
-
-@dataclass
-class PlanOutcome:
-    """What the processing stage decided for one envelope."""
-
-    envelope_id: str
-    status: EnvelopeStatus  # ROUTED, FAILED, PAPER
-    events: list[StageEvent]
-    destinations: list[str] = field(default_factory=list)
-    error_code: str | None = None
-    error: str | None = None
-    data: str | None = None  # the envelope JSON when a stage changed it (e.g. a transform added a file)
-
-
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    delivery_id: str
-    envelope_id: str
-    destination: str
-    status: str  # delivered, retry, failed
-    detail: str
-    next_try: datetime | None = None
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    at: datetime
-    stage: str
-    outcome: str
-    actor: str
-    destination: str | None
-    detail: str | None
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    id: str
-    destination: str
-    status: str
-    attempts: int
-    next_try: datetime | None
-    last_error: str | None
-    receipt: str | None
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class MessageSummary:
-    id: str
-    document_guid: str
-    source: str
-    sender_eik: str | None
-    sender_name: str | None
-    recipient_eik: str | None
-    recipient_name: str | None
-    kind: str | None
-    subject: str | None
-    reg_number: str | None
-    status: str
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class MessageDetail:
-    summary: MessageSummary
-    envelope: dict[str, Any]
-    events: list[EventRecord]
-    deliveries: list[DeliveryRecord]
-
-
-_SUMMARY_COLUMNS = [
-    envelopes.c.id, envelopes.c.document_guid, envelopes.c.source, envelopes.c.sender_eik,
-    envelopes.c.sender_name, envelopes.c.recipient_eik, envelopes.c.recipient_name, envelopes.c.kind,
-    envelopes.c.subject, envelopes.c.reg_number, envelopes.c.status, envelopes.c.error,
-    envelopes.c.created_at, envelopes.c.updated_at,
-]
-
-
-def _summary(row: Any) -> MessageSummary:
-    values = dict(row._mapping)
-    values["created_at"] = _aware(values["created_at"])
-    values["updated_at"] = _aware(values["updated_at"])
-    return MessageSummary(**values)
-
-
 class Journal:
     """The journal on any SQLAlchemy database (SQLite by default, PostgreSQL or MariaDB by URL)."""
 
     def __init__(self, url: str, *, actor: str = "kurier", engine: Engine | None = None) -> None:
         self.url = url
         self.actor = actor
-        self.engine = engine or _make_engine(url)
+        self.engine = engine or make_engine(url)
 
     # -- schema ---------------------------------------------------------------------------------
     def upgrade(self) -> None:
@@ -184,7 +90,7 @@ class Journal:
         keys = [(env.source, env.document_guid) for env in batch]
         with self.engine.begin() as conn:
             existing: dict[tuple[str, str], Any] = {}
-            for chunk in _chunks(sorted(set(keys)), 500):
+            for chunk in chunks(sorted(set(keys)), 500):
                 # By the unique (source, document_guid) key: the planner knows each probe finds at most
                 # one row, even before the table's statistics exist (a fresh journal would seq-scan).
                 rows = conn.execute(
@@ -212,9 +118,9 @@ class Journal:
                 new_events.extend(self._event_rows(env.id, stage_events, now))
                 outcomes.append(AcceptOutcome(env.id))
             if new_rows:
-                _insert(conn, envelopes, new_rows)
+                bulk_insert(conn, envelopes, new_rows)
             if new_events:
-                _insert(conn, events, new_events)
+                bulk_insert(conn, events, new_events)
         return outcomes
 
     def refuse(self, envelope: Envelope | None, *, source: str, stage: str, error_code: str, error: str,
@@ -235,14 +141,14 @@ class Journal:
                 # A refused resend of a document we hold under the same GUID: journal it under a new id.
                 row.update(id=new_envelope_id(), document_guid=new_guid())
                 conn.execute(envelopes.insert(), [row])
-            _insert(conn, events, self._event_rows(row["id"], [StageEvent(stage, "refused", detail)], now))
+            bulk_insert(conn, events, self._event_rows(row["id"], [StageEvent(stage, "refused", detail)], now))
         return str(row["id"])
 
     # -- processing -----------------------------------------------------------------------------
     def statuses(self, envelope_ids: Iterable[str]) -> dict[str, str]:
         result: dict[str, str] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(envelope_ids)), 500):
+            for chunk in chunks(sorted(set(envelope_ids)), 500):
                 for row in conn.execute(select(envelopes.c.id, envelopes.c.status).where(envelopes.c.id.in_(chunk))):
                     result[row.id] = row.status
         return result
@@ -261,14 +167,14 @@ class Journal:
         with self.engine.begin() as conn:
             if delivery_rows:
                 have: set[str] = set()
-                for chunk in _chunks([r["id"] for r in delivery_rows], 500):
+                for chunk in chunks([r["id"] for r in delivery_rows], 500):
                     have.update(conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(chunk))).scalars())
                 missing = [r for r in delivery_rows if r["id"] not in have]
                 if missing:
-                    _insert(conn, deliveries, missing)
+                    bulk_insert(conn, deliveries, missing)
             event_rows = [row for p in plans for row in self._event_rows(p.envelope_id, p.events, now)]
             if event_rows:
-                _insert(conn, events, event_rows)
+                bulk_insert(conn, events, event_rows)
             by_status: dict[tuple[str, str | None, str | None, str | None], list[str]] = {}
             for p in plans:
                 if p.data is not None:
@@ -285,7 +191,7 @@ class Journal:
         """(delivery id, envelope id, destination) still to do for these envelopes."""
         out: list[tuple[str, str, str]] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(envelope_ids)), 500):
+            for chunk in chunks(sorted(set(envelope_ids)), 500):
                 rows = conn.execute(
                     select(deliveries.c.id, deliveries.c.envelope_id, deliveries.c.destination).where(
                         deliveries.c.envelope_id.in_(chunk), deliveries.c.status.in_(("pending", "retry"))
@@ -298,7 +204,7 @@ class Journal:
     def delivery_statuses(self, delivery_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
         result: dict[str, tuple[str, int]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(delivery_ids)), 500):
+            for chunk in chunks(sorted(set(delivery_ids)), 500):
                 rows = conn.execute(
                     select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
                     .where(deliveries.c.id.in_(chunk))
@@ -313,7 +219,7 @@ class Journal:
         now = utcnow()
         with self.engine.begin() as conn:
             delivered = [o.delivery_id for o in outcomes if o.status == "delivered"]
-            for chunk in _chunks(delivered, 500):
+            for chunk in chunks(delivered, 500):
                 conn.execute(
                     update(deliveries).where(deliveries.c.id.in_(chunk))
                     .values(status="delivered", attempts=deliveries.c.attempts + 1, updated_at=now, next_try=None)
@@ -326,13 +232,13 @@ class Journal:
                     .values(status=o.status, attempts=deliveries.c.attempts + 1, last_error=o.detail,
                             next_try=o.next_try, updated_at=now)
                 )
-            _insert(conn, events, [
+            bulk_insert(conn, events, [
                 {"envelope_id": o.envelope_id, "at": now, "stage": "deliver", "outcome": o.status,
                  "actor": self.actor, "destination": o.destination, "detail": o.detail}
                 for o in outcomes
             ])
             touched = sorted({o.envelope_id for o in outcomes})
-            for chunk in _chunks(touched, 500):
+            for chunk in chunks(touched, 500):
                 open_delivery = exists().where(
                     deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status != "delivered"
                 )
@@ -378,9 +284,9 @@ class Journal:
         """Mark re-queued work as fresh, so the sweeps in the next ``hold`` seconds leave it alone."""
         now = utcnow()
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(envelope_ids), 500):
+            for chunk in chunks(list(envelope_ids), 500):
                 conn.execute(update(envelopes).where(envelopes.c.id.in_(chunk)).values(updated_at=now))
-            for chunk in _chunks(list(delivery_ids), 500):
+            for chunk in chunks(list(delivery_ids), 500):
                 conn.execute(
                     update(deliveries).where(deliveries.c.id.in_(chunk), deliveries.c.status == "pending")
                     .values(updated_at=now)
@@ -410,7 +316,7 @@ class Journal:
                 new_status, touched, reopened = EnvelopeStatus.RECEIVED.value, datetime(2000, 1, 1, tzinfo=UTC), 1
             conn.execute(update(envelopes).where(envelopes.c.id == envelope_id)
                          .values(status=new_status, error_code=None, error=None, updated_at=touched))
-            _insert(conn, events, [{"envelope_id": envelope_id, "at": now, "stage": "operator", "outcome": "retry",
+            bulk_insert(conn, events, [{"envelope_id": envelope_id, "at": now, "stage": "operator", "outcome": "retry",
                                     "actor": who, "destination": None,
                                     "detail": f"re-opened by {who}: {reopened} step(s) will be tried again"}])
         return int(reopened)
@@ -418,7 +324,7 @@ class Journal:
     def load(self, envelope_ids: Iterable[str]) -> dict[str, Envelope]:
         result: dict[str, Envelope] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(envelope_ids)), 500):
+            for chunk in chunks(sorted(set(envelope_ids)), 500):
                 for row in conn.execute(select(envelopes.c.id, envelopes.c.data).where(envelopes.c.id.in_(chunk))):
                     result[row.id] = Envelope.from_json(row.data)
         return result
@@ -428,7 +334,7 @@ class Journal:
                eik: str | None = None, status: str | None = None, source: str | None = None,
                limit: int = 50, offset: int = 0) -> list[MessageSummary]:
         """Newest first. ``eik`` matches sender or recipient; ``text`` any of GUID, number, subject, EIK."""
-        query = select(*_SUMMARY_COLUMNS)
+        query = select(*SUMMARY_COLUMNS)
         if guid:
             g = guid.strip().strip("{}").lower()
             query = query.where(envelopes.c.document_guid == "{" + g + "}")
@@ -449,27 +355,27 @@ class Journal:
             ))
         query = query.order_by(envelopes.c.created_at.desc(), envelopes.c.id).limit(limit).offset(offset)
         with self.engine.connect() as conn:
-            return [_summary(r) for r in conn.execute(query)]
+            return [summary(r) for r in conn.execute(query)]
 
     def get(self, envelope_id: str) -> MessageDetail | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(*_SUMMARY_COLUMNS, envelopes.c.data).where(envelopes.c.id == envelope_id)).first()
+            row = conn.execute(select(*SUMMARY_COLUMNS, envelopes.c.data).where(envelopes.c.id == envelope_id)).first()
             if row is None:
                 return None
             mapping = dict(row._mapping)
             data = json.loads(mapping.pop("data"))
             evs = [
-                EventRecord(_aware(r.at), r.stage, r.outcome, r.actor, r.destination, r.detail)  # type: ignore[arg-type]
+                EventRecord(aware(r.at), r.stage, r.outcome, r.actor, r.destination, r.detail)  # type: ignore[arg-type]
                 for r in conn.execute(select(events).where(events.c.envelope_id == envelope_id).order_by(events.c.id))
             ]
             dels = [
-                DeliveryRecord(r.id, r.destination, r.status, r.attempts, _aware(r.next_try), r.last_error,
-                               r.receipt, _aware(r.updated_at))  # type: ignore[arg-type]
+                DeliveryRecord(r.id, r.destination, r.status, r.attempts, aware(r.next_try), r.last_error,
+                               r.receipt, aware(r.updated_at))  # type: ignore[arg-type]
                 for r in conn.execute(
                     select(deliveries).where(deliveries.c.envelope_id == envelope_id).order_by(deliveries.c.destination)
                 )
             ]
-        return MessageDetail(_summary_from_mapping(mapping), data, evs, dels)
+        return MessageDetail(summary_from_mapping(mapping), data, evs, dels)
 
     def status_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -521,12 +427,6 @@ class Journal:
         ]
 
 
-def _summary_from_mapping(mapping: dict[str, Any]) -> MessageSummary:
-    mapping["created_at"] = _aware(mapping["created_at"])
-    mapping["updated_at"] = _aware(mapping["updated_at"])
-    return MessageSummary(**mapping)
-
-
 def _envelope_row(env: Envelope, fp: str, status: EnvelopeStatus, now: datetime) -> dict[str, Any]:
     return {
         "id": env.id, "document_guid": env.document_guid, "parent_guid": env.parent_guid, "source": env.source,
@@ -537,47 +437,6 @@ def _envelope_row(env: Envelope, fp: str, status: EnvelopeStatus, now: datetime)
         "status": status.value, "error_code": None, "error": None, "data": env.to_json(),
         "created_at": now, "updated_at": now,
     }
-
-
-def _insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many rows; on PostgreSQL through COPY, which costs a fraction of a multi-row INSERT's CPU
-    (client and server) and keeps the journal from being the pipeline's bottleneck."""
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
-        return
-    columns = list(rows[0])
-    driver = conn.connection.driver_connection  # the psycopg connection, inside this same transaction
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(
-        f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets the API read while workers write; synchronous=FULL keeps commits durable
-            # through a power cut, not just a process kill.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 def retry_at(attempt: int, first: float, maximum: float) -> datetime:
