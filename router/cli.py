@@ -31,8 +31,8 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML 
 
 SAMPLE_CONFIG = """\
 # Kurier sample configuration: written by `kurier run` when started without one.
-# Copy it to ./kurier.yaml, edit, and run `kurier check-config -c kurier.yaml`.
-data_dir: .
+# Copy it beside kurier-data as ./kurier.yaml, edit, and run `kurier check-config`.
+data_dir: kurier-data
 sources:
   municipality:            # an AIS that drops documents as files
     adapter: filedrop
@@ -116,8 +116,10 @@ def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--ve
         server.start()
     if is_sample:
         (cfg.data_dir / "kurier.example.yaml").write_text(SAMPLE_CONFIG, encoding="utf-8")
+        examples = _write_example(cfg.data_dir / "examples")
         console.print(f"Kurier runs on embedded defaults in [bold]{cfg.data_dir}[/bold]:\n"
                       f"  drop documents into  {cfg.resolve_path('inbox/municipality')}\n"
+                      f"  (to try it, copy the files of {examples} there)\n"
                       f"  delivered ones in    {cfg.resolve_path('outbox/region')}\n"
                       f"  journal              {cfg.resolved_journal_url}\n"
                       f"  sample configuration {cfg.data_dir / 'kurier.example.yaml'}")
@@ -133,6 +135,16 @@ def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--ve
     if server:
         server.stop()
     hub.stop()
+
+
+def _write_example(folder: Path) -> Path:
+    """A sample document (XML in windows-1251 with a PDF), to copy into the inbox and watch it travel."""
+    from adapters.filedrop.testing import SampleDocument, write_document
+
+    if not any(folder.glob("*.xml")):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_document(folder, SampleDocument(), stem="example-molba")
+    return folder
 
 
 @app.command("check-config")
