@@ -27,6 +27,10 @@ def test_demo_delivers_every_valid_document_and_refuses_every_bad_one(tmp_path: 
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--count", "6"])
     assert result.exit_code == 0, result.output
     assert "12 of 12 valid documents delivered, 9 of 9 bad ones refused" in " ".join(result.output.split())
+    # every refused file sits in failed/ with an error file that says why, in Bulgarian and English
+    errors = list((tmp_path / "demo" / "inbox").glob("*/failed/*/*.error.txt"))
+    assert len(errors) == 9  # the hub's own checks (invalid EIK, unknown recipient) answer at intake too
+    assert all("Документът е отказан / Document refused" in e.read_text(encoding="utf-8-sig") for e in errors)
     # the journal the demo leaves behind can be searched with the same command operators use
     listed = runner.invoke(app, ["messages", "list", "-c", str(tmp_path / "demo" / "kurier.yaml"),
                                  "--status", "refused"])
