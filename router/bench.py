@@ -12,12 +12,15 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
+from sqlalchemy import create_engine, make_url, text
 
 from router.config import KurierConfig, load_config
 from schemas.envelope import AttachmentRef, Envelope, Party
@@ -91,11 +94,34 @@ def run_baseline(broker_url: str, count: int) -> BenchResult:
     return BenchResult("bare hop (kombu consume → publish → ack)", count, elapsed, p50, p99)
 
 
-def _bench_config(base: KurierConfig, data_dir: Path) -> KurierConfig:
+@contextmanager
+def _scratch_journal(url: str | None) -> Iterator[str | None]:
+    """The bench's own journal: a fresh SQLite file (None), or a scratch schema on PostgreSQL.
+
+    A fresh schema makes runs comparable (no dead rows of earlier runs to wade through) and keeps the
+    bench's documents out of the real journal's tables.
+    """
+    if not url or not url.startswith("postgresql"):
+        yield url
+        return
+    schema = f"kurier_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scratch = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scratch.render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _bench_config(base: KurierConfig, data_dir: Path, journal_url: str | None) -> KurierConfig:
     return load_config(
         None,
         data_dir=str(data_dir),
-        journal_url=base.journal_url,  # None → a fresh SQLite journal in the bench's own directory
+        journal_url=journal_url,  # None → a fresh SQLite journal in the bench's own directory
         broker_url=base.broker_url,
         queue_prefix=f"kurier-bench-{uuid.uuid4().hex[:8]}",
         processing=base.processing.model_dump(),
@@ -129,8 +155,8 @@ def run_pipeline(base: KurierConfig, count: int, processes: int = 0) -> BenchRes
     from router.procs import spawn_workers, stop_workers
 
     source = f"bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="kurier-bench-") as tmp:
-        config = _bench_config(base, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="kurier-bench-") as tmp, _scratch_journal(base.journal_url) as url:
+        config = _bench_config(base, Path(tmp), url)
         hub = Hub(config, with_sources=False)
         children: list[BaseProcess] = []
         if processes:
@@ -161,7 +187,6 @@ def run_pipeline(base: KurierConfig, count: int, processes: int = 0) -> BenchRes
                 delivered = hub.journal.count(status="delivered", source=source)
             elapsed = time.perf_counter() - started
             latencies = hub.journal.timings(source)
-            hub.journal.purge_source(source)
         finally:
             stop_workers(children)
             hub.stop()

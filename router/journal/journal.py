@@ -406,14 +406,6 @@ class Journal:
                 envelopes.c.source == source, envelopes.c.status == EnvelopeStatus.DELIVERED.value))
             return [(r.updated_at - r.created_at).total_seconds() for r in rows]
 
-    def purge_source(self, source: str) -> int:
-        """Delete every envelope of ``source`` with its events and deliveries (benchmark clean-up only)."""
-        ids = select(envelopes.c.id).where(envelopes.c.source == source)
-        with self.engine.begin() as conn:
-            conn.execute(events.delete().where(events.c.envelope_id.in_(ids)))
-            conn.execute(deliveries.delete().where(deliveries.c.envelope_id.in_(ids)))
-            return int(conn.execute(envelopes.delete().where(envelopes.c.source == source)).rowcount)
-
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(select(1))
