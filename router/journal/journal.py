@@ -32,7 +32,7 @@ from router.journal.records import (
     summary,
     summary_from_mapping,
 )
-from router.journal.tables import deliveries, envelopes, events, metadata
+from router.journal.tables import deliveries, envelope_data, envelopes, events, metadata
 from schemas.envelope import Envelope, EnvelopeStatus, new_envelope_id, utcnow
 from schemas.identifiers import new_guid
 
@@ -96,12 +96,13 @@ class Journal:
                 rows = conn.execute(
                     select(envelopes.c.id, envelopes.c.source, envelopes.c.document_guid,
                            envelopes.c.fingerprint, envelopes.c.status)
-                    .where(tuple_(envelopes.c.source, envelopes.c.document_guid).in_(chunk))
+                    .where(tuple_(envelopes.c.document_guid, envelopes.c.source).in_([(g, s) for s, g in chunk]))
                 )
                 for row in rows:
                     existing[(row.source, row.document_guid)] = row
             outcomes: list[AcceptOutcome] = []
             new_rows: list[dict[str, Any]] = []
+            new_data: list[dict[str, Any]] = []
             new_events: list[dict[str, Any]] = []
             fresh: dict[tuple[str, str], str] = {}
             for env, fp, key in zip(batch, prints, keys, strict=True):
@@ -115,10 +116,12 @@ class Journal:
                     continue
                 fresh[key] = env.id
                 new_rows.append(_envelope_row(env, fp, EnvelopeStatus.RECEIVED, now))
+                new_data.append({"envelope_id": env.id, "data": env.to_json()})
                 new_events.extend(self._event_rows(env.id, stage_events, now))
                 outcomes.append(AcceptOutcome(env.id))
             if new_rows:
                 bulk_insert(conn, envelopes, new_rows)
+                bulk_insert(conn, envelope_data, new_data)
             if new_events:
                 bulk_insert(conn, events, new_events)
         return outcomes
@@ -141,6 +144,7 @@ class Journal:
                 # A refused resend of a document we hold under the same GUID: journal it under a new id.
                 row.update(id=new_envelope_id(), document_guid=new_guid())
                 conn.execute(envelopes.insert(), [row])
+            conn.execute(envelope_data.insert(), [{"envelope_id": row["id"], "data": env.to_json()}])
             bulk_insert(conn, events, self._event_rows(row["id"], [StageEvent(stage, "refused", detail)], now))
         return str(row["id"])
 
@@ -178,7 +182,8 @@ class Journal:
             by_status: dict[tuple[str, str | None, str | None, str | None], list[str]] = {}
             for p in plans:
                 if p.data is not None:
-                    conn.execute(update(envelopes).where(envelopes.c.id == p.envelope_id).values(data=p.data))
+                    conn.execute(update(envelope_data).where(envelope_data.c.envelope_id == p.envelope_id)
+                                 .values(data=p.data))
                 by_status.setdefault((p.status.value, p.error_code, p.error, None), []).append(p.envelope_id)
             for (status, code, error, _), ids in by_status.items():
                 conn.execute(
@@ -325,8 +330,10 @@ class Journal:
         result: dict[str, Envelope] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(set(envelope_ids)), 500):
-                for row in conn.execute(select(envelopes.c.id, envelopes.c.data).where(envelopes.c.id.in_(chunk))):
-                    result[row.id] = Envelope.from_json(row.data)
+                rows = conn.execute(select(envelope_data.c.envelope_id, envelope_data.c.data)
+                                    .where(envelope_data.c.envelope_id.in_(chunk)))
+                for row in rows:
+                    result[row.envelope_id] = Envelope.from_json(row.data)
         return result
 
     # -- reading (CLI, ops API) -----------------------------------------------------------------
@@ -359,11 +366,15 @@ class Journal:
 
     def get(self, envelope_id: str) -> MessageDetail | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(*SUMMARY_COLUMNS, envelopes.c.data).where(envelopes.c.id == envelope_id)).first()
+            row = conn.execute(
+                select(*SUMMARY_COLUMNS, envelope_data.c.data)
+                .join_from(envelopes, envelope_data, envelope_data.c.envelope_id == envelopes.c.id, isouter=True)
+                .where(envelopes.c.id == envelope_id)
+            ).first()
             if row is None:
                 return None
             mapping = dict(row._mapping)
-            data = json.loads(mapping.pop("data"))
+            data = json.loads(mapping.pop("data") or "{}")
             evs = [
                 EventRecord(aware(r.at), r.stage, r.outcome, r.actor, r.destination, r.detail)  # type: ignore[arg-type]
                 for r in conn.execute(select(events).where(events.c.envelope_id == envelope_id).order_by(events.c.id))
@@ -426,7 +437,7 @@ def _envelope_row(env: Envelope, fp: str, status: EnvelopeStatus, now: datetime)
         "sender_name": env.sender.name, "recipient_eik": env.recipient.eik, "recipient_guid": env.recipient.guid,
         "recipient_name": env.recipient.name, "kind": env.kind, "subject": env.subject,
         "reg_number": env.reg_number, "reg_date": env.reg_date, "procedure_code": env.procedure_code,
-        "status": status.value, "error_code": None, "error": None, "data": env.to_json(),
+        "status": status.value, "error_code": None, "error": None,
         "created_at": now, "updated_at": now,
     }
 

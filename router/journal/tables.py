@@ -43,16 +43,24 @@ envelopes = Table(
     Column("status", String(16), nullable=False),
     Column("error_code", String(50)),
     Column("error", Text),
-    Column("data", Text, nullable=False),  # the whole canonical envelope as JSON
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("source", "document_guid", name="uq_envelopes_source_document"),
+    # document_guid first: the same index answers "this GUID from any source" (operators, SEOS replies).
+    UniqueConstraint("document_guid", "source", name="uq_envelopes_document_source"),
     Index("ix_envelopes_status_updated", "status", "updated_at"),
-    Index("ix_envelopes_document_guid", "document_guid"),
     Index("ix_envelopes_reg_number", "reg_number"),
     Index("ix_envelopes_sender_eik", "sender_eik"),
     Index("ix_envelopes_recipient_eik", "recipient_eik"),
     Index("ix_envelopes_created", "created_at"),
+)
+
+# The whole canonical envelope as JSON, apart from the envelopes row: written once (again only when a
+# transform changes the document), so the frequent status updates of ``envelopes`` copy a narrow row.
+envelope_data = Table(
+    "envelope_data",
+    metadata,
+    Column("envelope_id", String(32), primary_key=True),
+    Column("data", Text, nullable=False),
 )
 
 events = Table(

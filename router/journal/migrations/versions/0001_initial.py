@@ -1,4 +1,4 @@
-"""The journal's first schema: envelopes, events, deliveries.
+"""The journal's first schema: envelopes (and their JSON apart), events, deliveries.
 
 Revision ID: 0001
 Revises:
@@ -40,13 +40,16 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("error_code", sa.String(50)),
         sa.Column("error", sa.Text),
-        sa.Column("data", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("source", "document_guid", name="uq_envelopes_source_document"),
+        sa.UniqueConstraint("document_guid", "source", name="uq_envelopes_document_source"),
+    )
+    op.create_table(
+        "envelope_data",
+        sa.Column("envelope_id", sa.String(32), primary_key=True),
+        sa.Column("data", sa.Text, nullable=False),
     )
     op.create_index("ix_envelopes_status_updated", "envelopes", ["status", "updated_at"])
-    op.create_index("ix_envelopes_document_guid", "envelopes", ["document_guid"])
     op.create_index("ix_envelopes_reg_number", "envelopes", ["reg_number"])
     op.create_index("ix_envelopes_sender_eik", "envelopes", ["sender_eik"])
     op.create_index("ix_envelopes_recipient_eik", "envelopes", ["recipient_eik"])
@@ -82,4 +85,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_table("events")
+    op.drop_table("envelope_data")
     op.drop_table("envelopes")
