@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from router.journal.db import bulk_insert, chunks, make_engine
@@ -90,16 +90,20 @@ class Journal:
         keys = [(env.source, env.document_guid) for env in batch]
         with self.engine.begin() as conn:
             existing: dict[tuple[str, str], Any] = {}
-            for chunk in chunks(sorted(set(keys)), 500):
-                # By the unique (source, document_guid) key: the planner knows each probe finds at most
-                # one row, even before the table's statistics exist (a fresh journal would seq-scan).
-                rows = conn.execute(
-                    select(envelopes.c.id, envelopes.c.source, envelopes.c.document_guid,
-                           envelopes.c.fingerprint, envelopes.c.status)
-                    .where(tuple_(envelopes.c.document_guid, envelopes.c.source).in_([(g, s) for s, g in chunk]))
-                )
-                for row in rows:
-                    existing[(row.source, row.document_guid)] = row
+            by_source: dict[str, set[str]] = {}
+            for source, guid in keys:
+                by_source.setdefault(source, set()).add(guid)
+            for source, guids in by_source.items():
+                for chunk in chunks(sorted(guids), 500):
+                    # Both columns of the unique (document_guid, source) key, one source at a time: a
+                    # single index scan the planner picks even before the table has statistics.
+                    rows = conn.execute(
+                        select(envelopes.c.id, envelopes.c.source, envelopes.c.document_guid,
+                               envelopes.c.fingerprint, envelopes.c.status)
+                        .where(envelopes.c.source == source, envelopes.c.document_guid.in_(chunk))
+                    )
+                    for row in rows:
+                        existing[(row.source, row.document_guid)] = row
             outcomes: list[AcceptOutcome] = []
             new_rows: list[dict[str, Any]] = []
             new_data: list[dict[str, Any]] = []
