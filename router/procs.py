@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from multiprocessing.process import BaseProcess
@@ -28,7 +29,7 @@ def _config_data(config: KurierConfig) -> dict[str, Any]:
     return data
 
 
-def _child(data: dict[str, Any], roles: list[str]) -> None:
+def _child(data: dict[str, Any], roles: list[str], parent: int) -> None:
     from router.hub import Hub
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
@@ -37,7 +38,12 @@ def _child(data: dict[str, Any], roles: list[str]) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     hub = Hub(KurierConfig(**data), with_sources=False)
     hub.start(migrate=False, roles=frozenset(roles))
-    stop.wait()
+    # A parent killed with -9 cannot stop its children: each notices it was orphaned and stops itself
+    # (its unacknowledged messages go back to RabbitMQ for the restarted hub).
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            log.warning("the parent process is gone; this worker process stops")
+            break
     hub.stop()
 
 
@@ -46,8 +52,9 @@ def spawn_workers(config: KurierConfig, count: int,
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
     children: list[BaseProcess] = []
     for i in range(count):
-        child = ctx.Process(target=_child, args=(_config_data(config), list(roles)), name=f"kurier-worker-{i + 1}",
-                            daemon=True)
+        # The parent's pid from here, not getppid() in the child: the parent may die while the child starts.
+        child = ctx.Process(target=_child, args=(_config_data(config), list(roles), os.getpid()),
+                            name=f"kurier-worker-{i + 1}", daemon=True)
         child.start()
         children.append(child)
     log.info("started %d worker process(es)", count)
