@@ -31,12 +31,11 @@ from router.workers import DeliveryWorker, ProcessWorker
 from schemas.envelope import Envelope
 from signing import NoSigning
 
-__all__ = ["ALL_ROLES", "WORKER_ROLES", "Hub"]
+__all__ = ["ALL_ROLES", "Hub"]
 
 log = logging.getLogger("kurier.hub")
 
 ALL_ROLES = frozenset({"process", "deliver", "sweep", "sources"})
-WORKER_ROLES = frozenset({"process", "deliver"})
 
 _ACCEPTED = (StageEvent("receive", "ok"), StageEvent("validate", "ok"))
 

@@ -12,7 +12,6 @@ flight together, and only then acknowledged (with one ``multiple`` ack on Rabbit
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import time
@@ -252,14 +251,3 @@ class BatchConsumer:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing after a broker failure: nothing left to cancel
             self.consumer.cancel()
-
-
-def decode(message: Message) -> dict[str, Any]:
-    """The JSON body of a message; raises ValueError for anything else (a poison message)."""
-    body = message.body
-    if isinstance(body, bytes | bytearray):
-        body = body.decode("utf-8")
-    data = json.loads(body) if isinstance(body, str) else body
-    if not isinstance(data, dict):
-        raise ValueError("message body is not a JSON object")
-    return data

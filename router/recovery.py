@@ -33,7 +33,6 @@ class Sweeper(threading.Thread):
         self.broker = broker
         self.config = config
         self.stop_event = stop
-        self.requeued = 0
 
     def sweep(self, grace: float, now: datetime | None = None) -> int:
         """Re-queue stale and due work; return how many envelopes and deliveries were re-queued.
@@ -56,7 +55,6 @@ class Sweeper(threading.Thread):
         hold = max(self.config.processing.recovery_grace_seconds, self.config.processing.sweep_interval_seconds)
         self.journal.touch(received, [did for did, _, _ in due], hold=hold)
         log.info("re-queued %d received envelope(s) and %d due deliveries", len(received), len(due))
-        self.requeued += len(received) + len(due)
         return len(received) + len(due)
 
     def run(self) -> None:

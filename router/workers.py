@@ -50,7 +50,6 @@ class Worker(threading.Thread):
         self.journal = journal
         self.metrics = metrics
         self.stop_event = stop
-        self.batches = 0
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         raise NotImplementedError
@@ -82,7 +81,6 @@ class Worker(threading.Thread):
                         pause = min(pause * 2, 30.0)
                         continue
                     consumer.ack(batch)
-                    self.batches += 1
                     pause = 0.5
             except Exception as exc:
                 log.warning("%s: broker connection lost (%s); reconnecting in %.1fs", self.name, exc, pause)

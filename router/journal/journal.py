@@ -32,7 +32,7 @@ from router.journal.records import (
     summary,
     summary_from_mapping,
 )
-from router.journal.tables import deliveries, envelope_data, envelopes, events, metadata
+from router.journal.tables import deliveries, envelope_data, envelopes, events
 from schemas.envelope import Envelope, EnvelopeStatus, new_envelope_id, utcnow
 from schemas.identifiers import new_guid
 
@@ -71,9 +71,6 @@ class Journal:
         from router.journal.migrate import upgrade
 
         upgrade(self.engine)
-
-    def create_all(self) -> None:  # for throwaway databases in tests of other modules
-        metadata.create_all(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
