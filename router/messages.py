@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from router.queues import OutMessage, Topology
 from schemas.envelope import Envelope
 
-__all__ = ["dead_letter", "delivery_messages", "inbound_messages", "read_deliveries", "read_inbound"]
+__all__ = ["dead_envelope", "dead_letter", "delivery_messages", "inbound_messages", "read_deliveries", "read_inbound"]
 
 
 class _InboundBody(BaseModel):
@@ -78,7 +78,15 @@ def read_deliveries(message: Message) -> list[tuple[str, str, Envelope]]:
 
 
 def dead_letter(message: Message, reason: str) -> OutMessage:
+    """A whole message that cannot be read, kept with the reason for an operator."""
     raw = message.body if isinstance(message.body, str) else repr(message.body)[:100_000]
     info = message.delivery_info or {}
     return OutMessage("dead", {"reason": reason, "queue": info.get("routing_key"), "body": raw},
                       {"reason": reason[:500]})
+
+
+def dead_envelope(env: Envelope, reason: str, delivery_id: str | None = None) -> OutMessage:
+    """One envelope out of a readable message that Kurier cannot place (e.g. unknown to the journal)."""
+    body = '{"reason":' + json.dumps(reason) + ',"delivery_id":' + json.dumps(delivery_id) + \
+        ',"envelope":' + env.to_json() + "}"
+    return OutMessage("dead", body, {"reason": reason[:500], "count": 1, "envelope_ids": env.id})

@@ -24,7 +24,7 @@ from adapters.base import Destination
 from router.config import KurierConfig
 from router.errors import Permanent, Transient
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
-from router.messages import dead_letter, delivery_messages, read_deliveries, read_inbound
+from router.messages import dead_envelope, dead_letter, delivery_messages, read_deliveries, read_inbound
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
@@ -128,8 +128,10 @@ class ProcessWorker(Worker):
                 continue  # queued twice (a resend raced its first copy): one decision is enough
             seen.add(env.id)
             if status is None:
-                # Only Kurier queues envelopes, and only after journaling them: this one is foreign.
-                log.error("%s: envelope %s is not in the journal; dropped", self.name, env.id)
+                # Only Kurier queues envelopes, and only after journaling them: this one is foreign (or its
+                # journal was lost). Not ours to process, not ours to drop: an operator decides.
+                log.error("%s: envelope %s is not in the journal; sent to the dead-letter queue", self.name, env.id)
+                out.append(dead_envelope(env, f"envelope {env.id} is not in the journal"))
             elif status == EnvelopeStatus.RECEIVED:
                 try:
                     plan = self.pipeline.process(env, timer)
@@ -185,7 +187,8 @@ class DeliveryWorker(Worker):
         for did, dest, env in items:
             state = states.get(did)
             if state is None:
-                log.error("%s: delivery %s is not in the journal; dropped", self.name, did)
+                log.error("%s: delivery %s is not in the journal; sent to the dead-letter queue", self.name, did)
+                out.append(dead_envelope(env, f"delivery {did} is not in the journal", did))
                 continue
             if did in seen:
                 continue  # queued twice: one attempt per batch

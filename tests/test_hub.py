@@ -13,7 +13,8 @@ from adapters.memory import sink
 from router.errors import Refused
 from router.hub import Hub
 from router.journal import StageEvent
-from router.queues import Broker
+from router.messages import inbound_messages
+from router.queues import Broker, ConfirmingPublisher
 from schemas.envelope import Party
 from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
 
@@ -158,6 +159,21 @@ def test_an_unreadable_message_goes_to_the_dead_letter_queue_and_work_goes_on(ma
     wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered")
     wait_until(lambda: Broker(hub.config.broker_url, hub.topology).depths()[hub.topology.dead.name] == 1,
                what="one dead letter")
+
+
+def test_an_envelope_the_journal_does_not_know_is_kept_as_a_dead_letter_not_dropped(make_hub: Any) -> None:
+    # Given a message holding a journaled envelope and one the journal never saw (e.g. a restored backup)
+    name = unique("region")
+    hub = make_hub(**_one_sink(name))
+    known, stranger = envelope(), envelope()
+    hub.journal.accept([known], [StageEvent("receive", "ok"), StageEvent("validate", "ok")])
+    with Connection(hub.config.broker_url, transport_options={"polling_interval": 0.005}) as conn:
+        ConfirmingPublisher(conn, hub.topology).publish(inbound_messages([known, stranger], 100))
+    # Then the known one is delivered, and the stranger waits in the dead-letter queue for an operator
+    wait_until(lambda: hub.journal.statuses([known.id]).get(known.id) == "delivered")
+    wait_until(lambda: Broker(hub.config.broker_url, hub.topology).depths()[hub.topology.dead.name] == 1,
+               what="the stranger as a dead letter")
+    assert list(sink(name).delivered) == [f"{known.id}:{name}"]
 
 
 def test_an_envelope_journaled_but_never_queued_is_recovered(make_hub: Any) -> None:
