@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 from router.config import TransformConfig
-from router.errors import ConfigError, Permanent
+from router.errors import ConfigError, Permanent, Refused
 from router.routing import fits
 from router.store import PayloadStore
 from schemas.envelope import AttachmentRef, Envelope
@@ -76,6 +76,10 @@ class Transformer:
 
     def _transform(self, compiled: _Compiled, att: AttachmentRef) -> AttachmentRef:
         name = compiled.config.name
+        if att.size > self.max_xml_bytes:
+            # Checked before reading: the file would otherwise be loaded whole only to be refused.
+            raise Refused(f"transform {name!r}: {att.file_name} is {att.size} bytes, more than the "
+                          f"{self.max_xml_bytes} bytes allowed for XML (limits.max_xml_bytes)", code="too-large")
         root = parse_xml(self.store.read_bytes(att.sha256), what=att.file_name, max_bytes=self.max_xml_bytes)
         try:
             result = compiled.xslt(root)
