@@ -8,8 +8,10 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +19,9 @@ from rich.table import Table
 
 from router.config import KurierConfig, load_config
 from router.errors import ConfigError, KurierError
+
+if TYPE_CHECKING:
+    from router.journal import Journal
 
 app = typer.Typer(help="Kurier: the document hub between AIS, SEOS and the signing service.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -79,6 +84,29 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("amqp", "kombu", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _journal(config: Path | None, *, create: bool = False) -> Iterator[Journal]:
+    """The configured journal for one command, closed afterwards."""
+    from router.journal import Journal
+
+    cfg, _ = _load(config)
+    if create:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(cfg.resolved_journal_url)
+    try:
+        yield journal
+    finally:
+        journal.dispose()
+
+
+def _table(title: str, *columns: str, caption: str | None = None, whole: int = 0) -> Table:
+    """A table whose first ``whole`` columns never wrap (ids an operator copies), the others fold."""
+    table = Table(title=title, caption=caption)
+    for i, column in enumerate(columns):
+        table.add_column(column, overflow="fold", no_wrap=i < whole)
+    return table
 
 
 def api_token(config: KurierConfig) -> str:
@@ -159,9 +187,7 @@ def check_config(config: ConfigOption = None) -> None:
         console.print(f"[red]{cfg.config_file or 'configuration'}: {exc}[/red]")
         raise typer.Exit(2) from exc
     unused = sorted(set(hub.destinations) - hub.routing.destinations)
-    table = Table(title=f"Kurier configuration {cfg.config_file or '(defaults)'}")
-    table.add_column("what")
-    table.add_column("details")
+    table = _table(f"Kurier configuration {cfg.config_file or '(defaults)'}", "what", "details")
     table.add_row("journal", hub.journal.engine.url.render_as_string(hide_password=True))
     table.add_row("broker", "embedded (in-process)" if not hub.broker.durable else _safe(cfg.broker_url))
     for name, src in cfg.sources.items():
@@ -188,14 +214,9 @@ def _safe(url: str) -> str:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Create or migrate the journal's tables to the newest schema."""
-    cfg, _ = _load(config)
-    from router.journal import Journal
-
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(cfg.resolved_journal_url)
-    journal.upgrade()
-    console.print(f"journal schema up to date: {journal.engine.url.render_as_string(hide_password=True)}")
-    journal.dispose()
+    with _journal(config, create=True) as journal:
+        journal.upgrade()
+        console.print(f"journal schema up to date: {journal.engine.url.render_as_string(hide_password=True)}")
 
 
 @messages_app.command("list")
@@ -209,32 +230,25 @@ def messages_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Search the journal, newest first."""
-    cfg, _ = _load(config)
-    from router.journal import Journal
-
-    journal = Journal(cfg.resolved_journal_url)
-    rows = journal.search(text=query, guid=guid, reg_number=reg_number, eik=eik, status=status, limit=limit)
-    table = Table(title=f"{len(rows)} message(s)")
-    for col in ("id", "received", "status", "from", "to", "kind", "reg. number", "subject / error"):
-        table.add_column(col, overflow="fold")
+    with _journal(config) as journal:
+        rows = journal.search(text=query, guid=guid, reg_number=reg_number, eik=eik, status=status, limit=limit)
+    table = _table(f"{len(rows)} message(s)", "id", "received", "status", "from → to", "reg. number",
+                   "kind: subject / error", whole=2)
     for r in rows:
-        table.add_row(r.id, f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.status, r.sender_eik or "", r.recipient_eik or "",
-                      r.kind or "", r.reg_number or "", r.error if r.error else (r.subject or ""))
+        table.add_row(r.id, f"{r.created_at:%m-%d %H:%M}", r.status,
+                      f"{r.sender_eik or '?'} → {r.recipient_eik or '?'}", r.reg_number or "",
+                      r.error if r.error else f"{r.kind or ''}: {r.subject or ''}")
     console.print(table)
-    journal.dispose()
 
 
 @messages_app.command("show")
 def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
     """One message: its envelope, its event timeline and its deliveries."""
-    cfg, _ = _load(config)
-    from router.journal import Journal
-
-    journal = Journal(cfg.resolved_journal_url)
-    detail = journal.get(envelope_id)
-    if detail is None:
-        hits = journal.search(text=envelope_id, limit=2)
-        detail = journal.get(hits[0].id) if len(hits) == 1 else None
+    with _journal(config) as journal:
+        detail = journal.get(envelope_id)
+        if detail is None:  # a GUID or registration number instead of the id: fine if it names one message
+            hits = journal.search(text=envelope_id, limit=2)
+            detail = journal.get(hits[0].id) if len(hits) == 1 else None
     if detail is None:
         console.print(f"[red]no message {envelope_id!r} in the journal / няма такова съобщение[/red]")
         raise typer.Exit(1)
@@ -244,33 +258,24 @@ def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
                   f"{s.kind}: {s.subject}  reg. {s.reg_number or '-'}")
     if s.error:
         console.print(f"[red]error: {s.error}[/red]")
-    events = Table(title="events")
-    for col in ("at", "stage", "outcome", "destination", "actor", "detail"):
-        events.add_column(col, overflow="fold")
+    events = _table("events", "at", "stage", "outcome", "destination", "actor", "detail")
     for e in detail.events:
         events.add_row(f"{e.at:%H:%M:%S.%f}"[:-3], e.stage, e.outcome, e.destination or "", e.actor, e.detail or "")
     console.print(events)
     if detail.deliveries:
-        dels = Table(title="deliveries")
-        for col in ("destination", "status", "attempts", "next try", "last error"):
-            dels.add_column(col, overflow="fold")
+        dels = _table("deliveries", "destination", "status", "attempts", "next try", "last error")
         for d in detail.deliveries:
             dels.add_row(d.destination, d.status, str(d.attempts), f"{d.next_try:%H:%M:%S}" if d.next_try else "",
                          d.last_error or "")
         console.print(dels)
-    journal.dispose()
 
 
 @messages_app.command("retry")
 def messages_retry(envelope_id: str, config: ConfigOption = None) -> None:
     """Try a failed message again (after the destination or the configuration was fixed)."""
-    cfg, _ = _load(config)
-    from router.journal import Journal
-
-    journal = Journal(cfg.resolved_journal_url)
     who = f"operator {os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
-    reopened = journal.retry(envelope_id, who=who)
-    journal.dispose()
+    with _journal(config) as journal:
+        reopened = journal.retry(envelope_id, who=who)
     if not reopened:
         console.print(f"[red]{envelope_id}: not a failed message; nothing to retry / няма какво да се повтори[/red]")
         raise typer.Exit(1)
@@ -303,10 +308,9 @@ def bench(
         base = run_baseline(cfg.broker_url, count)
     with console.status("Kurier: the whole pipeline…"):
         result = run_pipeline(cfg, count, cfg.processing.worker_processes if processes is None else processes)
-    table = Table(title="kurier bench", caption="latency: the baseline's is one hop's own handling time; "
-                  "Kurier's is each document's, from submitted to journaled as delivered")
-    for col in ("what", "count", "per second", "p50 ms", "p99 ms"):
-        table.add_column(col)
+    table = _table("kurier bench", "what", "count", "per second", "p50 ms", "p99 ms",
+                   caption="latency: the baseline's is one hop's own handling time; "
+                   "Kurier's is each document's, from submitted to journaled as delivered")
     for r in (base, result):
         table.add_row(r.name, str(r.count), f"{r.rate:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}")
     console.print(table)
