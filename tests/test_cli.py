@@ -33,7 +33,7 @@ def test_demo_delivers_every_valid_document_and_refuses_every_bad_one(tmp_path: 
     assert all("Документът е отказан / Document refused" in e.read_text(encoding="utf-8-sig") for e in errors)
     # the journal the demo leaves behind can be searched with the same command operators use
     listed = runner.invoke(app, ["messages", "list", "-c", str(tmp_path / "demo" / "kurier.yaml"),
-                                 "--status", "refused"])
+                                 "--status", "refused"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "hostile" in listed.output.lower() or "doctype" in listed.output.lower()
 
