@@ -8,6 +8,7 @@ costs nothing and returns the same reference.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -59,8 +60,8 @@ class PayloadStore:
         digest = hashlib.sha256(data).hexdigest()
         if self.max_bytes is not None and len(data) > self.max_bytes:
             raise Refused(f"file of {len(data)} bytes exceeds the limit of {self.max_bytes} bytes", code="too-large")
-        if not self.exists(digest):
-            self._commit(digest, lambda fh: fh.write(data))
+        if not self.exists(digest):  # the bytes are known: no need to write what is stored already
+            self.put_stream(io.BytesIO(data))
         return StoredFile(digest, len(data))
 
     def put_stream(self, stream: BinaryIO, *, limit: int | None = None) -> StoredFile:
@@ -101,18 +102,3 @@ class PayloadStore:
             shutil.copyfileobj(src, dst, _CHUNK)
             dst.flush()
             os.fsync(dst.fileno())
-
-    def _commit(self, digest: str, write: object) -> None:
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                write(out)  # type: ignore[operator]
-                out.flush()
-                os.fsync(out.fileno())
-            target = self.path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, target)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
