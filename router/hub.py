@@ -177,15 +177,16 @@ class Hub:
             self._publish_inbound(to_queue)
         return [r for r in results if r is not None]
 
-    def refuse(self, source: str, what: str, error: KurierError) -> str:
-        journal_id = self.journal.refuse(None, source=source, stage="receive", error_code=error.code,
-                                         error=str(error), what=what)
+    def refuse(self, source: str, what: str, error: KurierError, envelope: Envelope | None = None,
+               stage: str = "receive") -> str:
+        """Journal and count a refusal; ``envelope`` when the input could be read that far."""
+        journal_id = self.journal.refuse(envelope, source=source, stage=stage, error_code=error.code,
+                                         error=str(error), what=what if envelope is None else None)
         self.metrics.refused(source, error.code)
         return journal_id
 
     def _refused(self, env: Envelope, stage: str, exc: Refused) -> Refused:
-        journal_id = self.journal.refuse(env, source=env.source, stage=stage, error_code=exc.code, error=str(exc))
-        self.metrics.refused(env.source, exc.code)
+        journal_id = self.refuse(env.source, "", exc, env, stage)
         return Refused(str(exc), code=exc.code, journal_id=journal_id)
 
     def _publish_inbound(self, envs: Sequence[Envelope]) -> None:
