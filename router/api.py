@@ -9,7 +9,6 @@ threadpool. Error bodies carry English and Bulgarian text, since the operators r
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
+from router.errors import redact_secrets
 from router.journal import Journal, MessageDetail, MessageSummary
 from router.metrics import Metrics
 from schemas.envelope import EnvelopeStatus
@@ -26,20 +26,6 @@ from schemas.envelope import EnvelopeStatus
 __all__ = ["ApiError", "create_app", "redact_secrets"]
 
 log = logging.getLogger(__name__)
-
-# user:password@ in any URL (amqp://, postgresql+psycopg://, https://), and password=... in DSNs/queries.
-# The password runs to the *last* @ of the URL: people do put an unescaped @ or / in passwords.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"<>]*:[^\s'\"<>]*@")
-_KEY_VALUE_SECRET = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret)=[^\s&;]+")
-_MAX_ERROR_CHARS = 300
-
-
-def redact_secrets(text: str) -> str:
-    """Hide credentials that connection errors like to quote (``amqp://user:pass@host`` → ``amqp://***@host``)."""
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    text = _KEY_VALUE_SECRET.sub(r"\g<key>=***", text)
-    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS] + "…"
-
 
 class ApiError(Exception):
     """An error answered as ``{"error": code, "message": "English / Български"}``."""

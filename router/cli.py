@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from router.config import KurierConfig, load_config
-from router.errors import ConfigError, KurierError
+from router.errors import ConfigError, KurierError, redact_secrets
 
 if TYPE_CHECKING:
     from router.journal import Journal
@@ -189,7 +189,8 @@ def check_config(config: ConfigOption = None) -> None:
     unused = sorted(set(hub.destinations) - hub.routing.destinations)
     table = _table(f"Kurier configuration {cfg.config_file or '(defaults)'}", "what", "details")
     table.add_row("journal", hub.journal.engine.url.render_as_string(hide_password=True))
-    table.add_row("broker", "embedded (in-process)" if not hub.broker.durable else _safe(cfg.broker_url))
+    broker = redact_secrets(cfg.broker_url, limit=None) if hub.broker.durable else "embedded (in-process)"
+    table.add_row("broker", broker)
     for name, src in cfg.sources.items():
         table.add_row(f"source {name}", f"{src.adapter} {src.options}")
     for name, dst in cfg.destinations.items():
@@ -203,12 +204,6 @@ def check_config(config: ConfigOption = None) -> None:
         console.print(f"[yellow]note: no route delivers to {', '.join(unused)}[/yellow]")
     hub.journal.dispose()
     console.print("[green]configuration OK[/green]")
-
-
-def _safe(url: str) -> str:
-    from router.hub import _safe_url
-
-    return _safe_url(url)
 
 
 @db_app.command("upgrade")
@@ -302,8 +297,8 @@ def bench(
     from router.bench import run_baseline, run_pipeline
 
     logging.basicConfig(level=logging.WARNING)
-    console.print(f"transport {_safe(cfg.broker_url)}, journal "
-                  f"{_safe(cfg.journal_url) if cfg.journal_url else 'SQLite (embedded)'}, {count} documents")
+    journal = redact_secrets(cfg.journal_url, limit=None) if cfg.journal_url else "SQLite (embedded)"
+    console.print(f"transport {redact_secrets(cfg.broker_url, limit=None)}, journal {journal}, {count} documents")
     with console.status("baseline: one bare hop…"):
         base = run_baseline(cfg.broker_url, count)
     with console.status("Kurier: the whole pipeline…"):

@@ -16,6 +16,8 @@ Every message is written for an operator: what happened, and why.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConfigError",
     "DeliveryFailed",
@@ -24,6 +26,7 @@ __all__ = [
     "Permanent",
     "Refused",
     "Transient",
+    "redact_secrets",
 ]
 
 
@@ -67,3 +70,20 @@ class Refused(Permanent):
 
 class DeliveryFailed(Permanent):
     code = "delivery-failed"
+
+
+# user:password@ in any URL (amqp://, postgresql+psycopg://, https://), and password=... in DSNs/queries.
+# The password runs to the *last* @ of the URL: people do put an unescaped @ or / in passwords.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"<>]*:[^\s'\"<>]*@")
+_KEY_VALUE_SECRET = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret)=[^\s&;]+")
+_MAX_ERROR_CHARS = 300
+
+
+def redact_secrets(text: str, *, limit: int | None = _MAX_ERROR_CHARS) -> str:
+    """Hide credentials that URLs and connection errors carry (``amqp://user:pass@host`` → ``amqp://***@host``).
+
+    Everything Kurier logs or answers about a connection goes through here: no secret in logs.
+    """
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _KEY_VALUE_SECRET.sub(r"\g<key>=***", text)
+    return text if limit is None or len(text) <= limit else text[:limit] + "…"

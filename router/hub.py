@@ -17,7 +17,7 @@ from typing import Any
 
 from adapters import AdapterContext, Destination, Receipt, Source, build_destination, build_source
 from router.config import KurierConfig
-from router.errors import KurierError, Refused, Transient
+from router.errors import KurierError, Refused, Transient, redact_secrets
 from router.journal import Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
@@ -99,7 +99,8 @@ class Hub:
             self._children = spawn_workers(self.config, self.config.processing.worker_processes)
         self.started = True
         log.info("Kurier started: journal %s, broker %s, %d source(s), %d destination(s)",
-                 self.journal.engine.url.render_as_string(hide_password=True), _safe_url(self.config.broker_url),
+                 self.journal.engine.url.render_as_string(hide_password=True),
+                 redact_secrets(self.config.broker_url, limit=None),
                  len(self.sources), len(self.destinations))
 
     def stop(self) -> None:
@@ -205,13 +206,3 @@ class Hub:
                         self._intake_conn.release()
                 self._intake_conn = self._intake_publisher = None
                 raise Transient(f"queueing failed, the documents are journaled and will be queued: {exc}") from exc
-
-
-def _safe_url(url: str) -> str:
-    """A URL fit for logs: no password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user, has_password, _ = creds.partition(":")
-        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
-    return url

@@ -13,6 +13,7 @@ import threading
 from datetime import datetime, timedelta
 
 from router.config import KurierConfig
+from router.errors import redact_secrets
 from router.journal import Journal
 from router.messages import delivery_messages, inbound_messages
 from router.metrics import Metrics
@@ -73,5 +74,6 @@ class Sweeper(threading.Thread):
                     for queue, depth in self.broker.depths().items():
                         self.metrics.set_queue_depth(queue, depth)
             except Exception as exc:
-                log.warning("sweep failed, trying again in %.0fs: %s", proc.sweep_interval_seconds, exc)
+                log.warning("sweep failed, trying again in %.0fs: %s", proc.sweep_interval_seconds,
+                            redact_secrets(str(exc)))
             self.stop_event.wait(proc.sweep_interval_seconds)

@@ -22,7 +22,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import Destination
 from router.config import KurierConfig
-from router.errors import Permanent, Transient
+from router.errors import Permanent, Transient, redact_secrets
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
 from router.messages import dead_envelope, dead_letter, delivery_messages, read_deliveries, read_inbound
 from router.metrics import Metrics
@@ -73,7 +73,7 @@ class Worker(threading.Thread):
                     except Exception as exc:
                         if isinstance(exc, _INFRA):
                             log.warning("%s: batch of %d put back, will retry: %s: %s", self.name, len(batch),
-                                        type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
+                                        type(exc).__name__, redact_secrets((str(exc).splitlines() or [""])[0]))
                         else:  # a bug: keep the traceback, keep the messages, keep the worker
                             log.exception("%s: batch of %d failed unexpectedly; put back", self.name, len(batch))
                         consumer.requeue(batch)
@@ -83,7 +83,8 @@ class Worker(threading.Thread):
                     consumer.ack(batch)
                     pause = 0.5
             except Exception as exc:
-                log.warning("%s: broker connection lost (%s); reconnecting in %.1fs", self.name, exc, pause)
+                log.warning("%s: broker connection lost (%s); reconnecting in %.1fs", self.name,
+                            redact_secrets(str(exc)), pause)
                 self.stop_event.wait(pause)
                 pause = min(pause * 2, 30.0)
             finally:
