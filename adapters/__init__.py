@@ -1,40 +1,60 @@
 """Adapters connect Kurier to the outside: each legacy AIS, the national exchange, the signing service.
 
-Adapter kinds are named in configuration (``adapter: filedrop``) and resolved lazily through the alias
-table below, the way kombu resolves transports, so ``import router`` does not import zeep, pyhanko or
-database drivers that this deployment never uses. Every kind module offers the same small surface:
-``SourceSettings`` / ``DestinationSettings`` (pydantic models, unknown keys refused),
-``create_source(name, settings, ctx)`` / ``create_destination(name, settings, ctx)``.
+Adapter kinds are named in configuration (``connections.<name>.adapter: filedrop``) and resolved lazily
+through the alias table below, the way kombu resolves transports, so ``import router`` does not import
+zeep, pyhanko or database drivers that this deployment never uses. Every kind module offers the same
+small surface:
+
+- ``Settings``: a pydantic model of the kind's own keys (unknown keys refused);
+- ``roles(settings)``: which of ``source`` / ``destination`` those settings give the connection,
+  decided without touching the outside world (``kurier check-config`` uses it);
+- ``create(name, settings, ctx)``: the :class:`Connection`, sharing its clients between both roles;
+- a ``testing`` module with the fakes the tests, the contract suite and the demo use.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from adapters.base import AdapterContext, Destination, Intake, PollingSource, Receipt, Source
-from router.errors import ConfigError
+from adapters.base import (
+    AdapterContext,
+    Connection,
+    Destination,
+    Intake,
+    PollingSource,
+    Receipt,
+    Source,
+    StatusReporter,
+)
+from schemas.errors import ConfigError
 
 __all__ = [
     "ADAPTER_KINDS",
     "AdapterContext",
+    "Connection",
+    "ConnectionPlan",
     "Destination",
     "Intake",
     "PollingSource",
     "Receipt",
     "Source",
-    "build_destination",
-    "build_source",
+    "StatusReporter",
+    "build_connection",
     "load_kind",
+    "plan_connection",
 ]
 
 ADAPTER_KINDS: dict[str, str] = {
     "filedrop": "adapters.filedrop",
     "memory": "adapters.memory",
 }
+
+SOURCE, DESTINATION = "source", "destination"
 
 
 def load_kind(kind: str) -> ModuleType:
@@ -46,29 +66,47 @@ def load_kind(kind: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
-def _settings(kind: str, role: str, where: str, options: dict[str, Any]) -> Any:
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """A connection's settings checked and its roles known, nothing built yet."""
+
+    name: str
+    kind: str
+    settings: BaseModel
+    roles: frozenset[str]
+
+    @property
+    def is_source(self) -> bool:
+        return SOURCE in self.roles
+
+    @property
+    def is_destination(self) -> bool:
+        return DESTINATION in self.roles
+
+
+def _format(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(settings)'}: "
+        + ("unknown key (check its spelling)" if e["type"] == "extra_forbidden"
+           else e["msg"].removeprefix("Value error, "))
+        for e in exc.errors()
+    )
+
+
+def plan_connection(name: str, kind: str, options: dict[str, Any], where: str | None = None) -> ConnectionPlan:
+    """Validate a connection's settings and tell its roles; raise :class:`ConfigError` naming the key."""
+    where = where or f"connections.{name}"
     module = load_kind(kind)
-    model = getattr(module, f"{role.capitalize()}Settings", None)
-    if model is None:
-        raise ConfigError(f"{where}: adapter {kind!r} cannot be used as a {role}")
     try:
-        return module, model(**options)
+        settings = module.Settings(**options)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+        raise ConfigError(f"{where} (adapter {kind}): {_format(exc)}") from exc
+    roles = frozenset(module.roles(settings))
+    if not roles:
+        raise ConfigError(f"{where} (adapter {kind}): the settings give it neither a source nor a destination role")
+    return ConnectionPlan(name, kind, settings, roles)
 
 
-def build_source(name: str, kind: str, options: dict[str, Any], ctx: AdapterContext) -> Source:
-    module, settings = _settings(kind, "source", f"sources.{name}", options)
-    source: Source = module.create_source(name, settings, ctx)
-    return source
-
-
-def build_destination(name: str, kind: str, options: dict[str, Any], ctx: AdapterContext) -> Destination:
-    module, settings = _settings(kind, "destination", f"destinations.{name}", options)
-    destination: Destination = module.create_destination(name, settings, ctx)
-    return destination
+def build_connection(plan: ConnectionPlan, ctx: AdapterContext) -> Connection:
+    connection: Connection = load_kind(plan.kind).create(plan.name, plan.settings, ctx)
+    return connection

@@ -1,24 +1,37 @@
 """The adapter boundary: what the router asks of an adapter, and what an adapter may ask of the router.
 
-Kept deliberately small (like httpx's transport boundary): a destination delivers one envelope
-idempotently; a source hands envelopes to an :class:`Intake`. The router never sees zeep, lxml or a
-database driver; adapters never see queues or the journal.
+Kept deliberately small (like httpx's transport boundary): a :class:`Connection` is one outside
+system, with a source that hands envelopes to an :class:`Intake`, a destination that delivers one
+envelope idempotently, or both; it reports later statuses through its context and is told of status
+changes of what it submitted. The router never sees zeep, lxml or a database driver; adapters never
+see queues or the journal, and import nothing of the router.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from router.config import LimitsConfig
-from router.errors import KurierError
-from router.store import PayloadStore
 from schemas.envelope import Envelope
+from schemas.errors import KurierError, Refused, Transient
+from schemas.limits import Limits
+from schemas.payloads import PayloadStore
+from schemas.status import StatusChange, StatusReport
 
-__all__ = ["AdapterContext", "Destination", "Intake", "PollingSource", "Receipt", "Source"]
+__all__ = [
+    "AdapterContext",
+    "Connection",
+    "Destination",
+    "Intake",
+    "PollingSource",
+    "Receipt",
+    "Source",
+    "StatusReporter",
+]
 
 log = logging.getLogger("kurier.adapters")
 
@@ -31,13 +44,32 @@ class Receipt:
     duplicate: bool = False  # the same document was accepted before; nothing new was queued
 
 
+class StatusReporter(Protocol):
+    """How a destination tells the hub what its peer said later about a document it delivered."""
+
+    def report(self, connection: str, report: StatusReport) -> None:
+        """Journal ``report`` for the document delivered through ``connection``; the source is told.
+
+        Raises :class:`~schemas.errors.Refused` when no delivery of that document went through
+        ``connection`` (a peer reporting on a document it never received), :class:`Transient` when the
+        journal is unavailable (report again later: reports are idempotent).
+        """
+        ...
+
+
+class _NoReporter:
+    def report(self, connection: str, report: StatusReport) -> None:
+        raise Transient("status reports are not accepted yet: the hub is not running")
+
+
 @dataclass(frozen=True)
 class AdapterContext:
-    """What an adapter gets from the hub when it is built."""
+    """What an adapter gets from the hub when it is built: all it may use of the hub, never by import."""
 
     data_dir: Path
     store: PayloadStore
-    limits: LimitsConfig
+    limits: Limits
+    statuses: StatusReporter = field(default_factory=_NoReporter)
 
     def resolve_path(self, value: str | Path) -> Path:
         path = Path(value)
@@ -47,10 +79,19 @@ class AdapterContext:
 class Intake(Protocol):
     """The hub as a source sees it."""
 
-    store: PayloadStore
+    @property
+    def store(self) -> PayloadStore: ...
 
     def submit(self, envelope: Envelope) -> Receipt:
-        """Validate, journal and queue a document; raise :class:`~router.errors.Refused` (journaled) if not."""
+        """Validate, journal and queue a document; raise :class:`~schemas.errors.Refused` (journaled) if not."""
+        ...
+
+    def submit_many(self, batch: Sequence[Envelope]) -> list[Receipt | Refused]:
+        """Validate, journal and queue documents together; a refusal (journaled) stands in a refused one's place.
+
+        Raises :class:`~schemas.errors.Transient` when the journal or the queue is unavailable: nothing of
+        the batch was accepted then, and the source submits it again later.
+        """
         ...
 
     def refuse(self, source: str, what: str, error: KurierError) -> str:
@@ -66,8 +107,8 @@ class Destination(Protocol):
         """Deliver ``envelope`` (attachments read from the store) and return a short receipt text.
 
         Must be idempotent by ``key``: delivering the same key twice leaves one copy at the
-        destination. Raise :class:`~router.errors.Transient` to be retried later,
-        :class:`~router.errors.Permanent` when retrying cannot help.
+        destination. Raise :class:`~schemas.errors.Transient` to be retried later,
+        :class:`~schemas.errors.Permanent` when retrying cannot help.
         """
         ...
 
@@ -81,6 +122,33 @@ class Source(Protocol):
     def start(self, intake: Intake) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class Connection:
+    """One configured outside system: a source, a destination, or (usually) both, sharing its clients.
+
+    An adapter kind builds one per ``connections.<name>``. ``source`` hands documents to the hub,
+    ``destination`` delivers to the system, and :meth:`notify` tells the system of a status change of
+    a document it submitted (the file drop writes a status file; SEOS pushes a status message).
+    """
+
+    def __init__(self, name: str, *, source: Source | None = None, destination: Destination | None = None) -> None:
+        self.name = name
+        self.source = source
+        self.destination = destination
+
+    def notify(self, change: StatusChange) -> None:
+        """Tell the system of a status change of a document it submitted; idempotent by ``change.seq``.
+
+        Raise :class:`Transient` to be told again later. The default drops it: a system with no way to
+        hear back (an in-memory test sink) has nothing to tell.
+        """
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+        if self.destination is not None:
+            self.destination.close()
 
 
 class PollingSource:

@@ -11,14 +11,14 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import AdapterContext
-from router.errors import DestinationUnavailable
+from adapters.base import AdapterContext, Connection
 from schemas.envelope import Envelope
+from schemas.errors import DestinationUnavailable
 
-__all__ = ["DestinationSettings", "MemorySink", "create_destination", "sink"]
+__all__ = ["MemorySink", "Settings", "create", "roles", "sink"]
 
 
-class DestinationSettings(BaseModel):
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     fail_first: int = Field(0, ge=0)
 
@@ -59,7 +59,11 @@ def sink(name: str) -> MemorySink:
         return _SINKS.setdefault(name, MemorySink(name))
 
 
-def create_destination(name: str, settings: DestinationSettings, ctx: AdapterContext) -> MemorySink:
+def roles(settings: Settings) -> set[str]:
+    return {"destination"}
+
+
+def create(name: str, settings: Settings, ctx: AdapterContext) -> Connection:
     target = sink(name)
     target.fail_first = settings.fail_first
-    return target
+    return Connection(name, destination=target)

@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
-from router.errors import redact_secrets
 from router.journal import Journal, MessageDetail, MessageSummary
 from router.metrics import Metrics
 from schemas.envelope import EnvelopeStatus
+from schemas.errors import redact_secrets
 
 __all__ = ["ApiError", "create_app", "redact_secrets"]
 

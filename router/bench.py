@@ -125,7 +125,7 @@ def _bench_config(base: KurierConfig, data_dir: Path, journal_url: str | None) -
         broker_url=base.broker_url,
         queue_prefix=f"kurier-bench-{uuid.uuid4().hex[:8]}",
         processing=base.processing.model_dump(),
-        destinations={"bench-sink": {"adapter": "memory"}},
+        connections={"bench-sink": {"adapter": "memory"}},
         default_route={"deliver_to": ["bench-sink"]},
     )
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from router.config import KurierConfig, load_config
-from router.errors import ConfigError, KurierError, redact_secrets
+from schemas.errors import ConfigError, KurierError, redact_secrets
 
 if TYPE_CHECKING:
     from router.journal import Journal
@@ -38,12 +38,11 @@ SAMPLE_CONFIG = """\
 # Kurier sample configuration: written by `kurier run` when started without one.
 # Copy it beside kurier-data as ./kurier.yaml, edit, and run `kurier check-config`.
 data_dir: kurier-data
-sources:
+connections:               # one per outside system: a source, a destination, or both
   municipality:            # an AIS that drops documents as files
     adapter: filedrop
     inbox: inbox/municipality
     encoding: windows-1251 # for files without an XML declaration (legacy AIS)
-destinations:
   region:
     adapter: filedrop
     outbox: outbox/region
@@ -56,8 +55,10 @@ default_route:
 def _sample(data_dir: Path) -> dict[str, Any]:
     return {
         "data_dir": str(data_dir),
-        "sources": {"municipality": {"adapter": "filedrop", "inbox": "inbox/municipality", "encoding": "windows-1251"}},
-        "destinations": {"region": {"adapter": "filedrop", "outbox": "outbox/region"}},
+        "connections": {
+            "municipality": {"adapter": "filedrop", "inbox": "inbox/municipality", "encoding": "windows-1251"},
+            "region": {"adapter": "filedrop", "outbox": "outbox/region"},
+        },
         "default_route": {"deliver_to": ["region"]},
     }
 
@@ -177,24 +178,33 @@ def _write_example(folder: Path) -> Path:
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
-    """Validate the configuration (routes, adapters, transforms) and say what it sets up."""
+    """Validate the configuration (connections, routes, transforms) and say what it sets up.
+
+    It only reads: no folder, database or queue is created, so it can check a configuration on a
+    machine it will only be deployed from.
+    """
     cfg, _ = _load(config)
-    from router.hub import Hub
+    from sqlalchemy import make_url
+
+    from router.routing import RoutingTable
+    from router.transform import compile_transforms
+    from router.wiring import plan_connections
 
     try:
-        hub = Hub(cfg)
+        plans = plan_connections(cfg)
+        compile_transforms(cfg.transforms, cfg.resolve_path)
     except KurierError as exc:
-        console.print(f"[red]{cfg.config_file or 'configuration'}: {exc}[/red]")
+        console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    unused = sorted(set(hub.destinations) - hub.routing.destinations)
+    routing = RoutingTable(cfg.routes, cfg.default_route)
+    unused = sorted(name for name, plan in plans.items() if plan.is_destination and name not in routing.destinations)
     table = _table(f"Kurier configuration {cfg.config_file or '(defaults)'}", "what", "details")
-    table.add_row("journal", hub.journal.engine.url.render_as_string(hide_password=True))
-    broker = redact_secrets(cfg.broker_url, limit=None) if hub.broker.durable else "embedded (in-process)"
-    table.add_row("broker", broker)
-    for name, src in cfg.sources.items():
-        table.add_row(f"source {name}", f"{src.adapter} {src.options}")
-    for name, dst in cfg.destinations.items():
-        table.add_row(f"destination {name}", f"{dst.adapter} {dst.options}")
+    table.add_row("journal", make_url(cfg.resolved_journal_url).render_as_string(hide_password=True))
+    durable = not cfg.broker_url.startswith("memory")
+    table.add_row("broker", redact_secrets(cfg.broker_url, limit=None) if durable else "embedded (in-process)")
+    for name, conn in cfg.connections.items():
+        roles = " + ".join(sorted(r for r in ("source", "destination") if r in plans[name].roles))
+        table.add_row(f"connection {name}", f"{conn.adapter} ({roles}) {conn.options}")
     for route in cfg.routes:
         table.add_row(f"route {route.name}", f"{route.match.model_dump(exclude_defaults=True)} → {route.deliver_to}")
     table.add_row("default route", str(cfg.default_route.deliver_to) if cfg.default_route else
@@ -202,7 +212,6 @@ def check_config(config: ConfigOption = None) -> None:
     console.print(table)
     if unused:
         console.print(f"[yellow]note: no route delivers to {', '.join(unused)}[/yellow]")
-    hub.journal.dispose()
     console.print("[green]configuration OK[/green]")
 
 

@@ -23,8 +23,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from router.errors import ConfigError
+from schemas.errors import ConfigError
 from schemas.identifiers import normalize_guid, validate_eik
+from schemas.limits import Limits as LimitsConfig
 
 __all__ = [
     "AdapterConfig",
@@ -39,9 +40,6 @@ __all__ = [
     "load_config",
 ]
 
-MiB = 1024 * 1024
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,12 +50,6 @@ class ApiConfig(_Strict):
     port: int = 8470
     # Bearer token for /api and /metrics; when unset, `kurier run` makes one in <data_dir>/api-token.
     token: SecretStr | None = None
-
-
-class LimitsConfig(_Strict):
-    max_document_bytes: int = Field(100 * MiB, gt=0)  # all files of one document together
-    max_xml_bytes: int = Field(10 * MiB, gt=0)  # one metadata/XML file (the SEOS reference caps at 10 MB)
-    max_attachments: int = Field(500, gt=0)
 
 
 class RetryConfig(_Strict):
@@ -82,7 +74,7 @@ class ProcessingConfig(_Strict):
 
 
 class AdapterConfig(BaseModel):
-    """A source or destination: ``adapter`` names the kind, the other keys are the kind's own settings."""
+    """A connection: ``adapter`` names the kind, the other keys are the kind's own settings."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     adapter: str
@@ -173,8 +165,8 @@ class KurierConfig(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
     processing: ProcessingConfig = ProcessingConfig()
-    sources: dict[str, AdapterConfig] = {}
-    destinations: dict[str, AdapterConfig] = {}
+    # One outside system each (an AIS, a SEOS participant): a source, a destination, or both.
+    connections: dict[str, AdapterConfig] = {}
     routes: list[RouteConfig] = []
     default_route: DefaultRoute | None = None
     transforms: list[TransformConfig] = []
@@ -195,7 +187,7 @@ class KurierConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _references(self) -> KurierConfig:
-        names = set(self.destinations)
+        names = set(self.connections)
         seen: set[str] = set()
         for index, route in enumerate(self.routes):
             where = f"routes[{index}] {route.name!r}"
@@ -204,21 +196,21 @@ class KurierConfig(BaseSettings):
             seen.add(route.name)
             for dest in route.deliver_to:
                 if dest not in names:
-                    raise ValueError(f"{where}: deliver_to names {dest!r}, which is not under destinations "
+                    raise ValueError(f"{where}: deliver_to names {dest!r}, which is not under connections "
                                      f"(known: {', '.join(sorted(names)) or 'none'})")
             for src in route.match.source:
-                if src not in self.sources:
-                    raise ValueError(f"{where}: match.source names {src!r}, which is not under sources")
+                if src not in self.connections:
+                    raise ValueError(f"{where}: match.source names {src!r}, which is not under connections")
         if self.default_route:
             for dest in self.default_route.deliver_to:
                 if dest not in names:
-                    raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under destinations")
+                    raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under connections")
         if self.processing.worker_processes and self.broker_url.startswith("memory"):
             raise ValueError("processing.worker_processes needs a broker shared between processes (RabbitMQ: "
                              "set broker_url); the embedded transport lives inside one process")
-        for name in [*self.sources, *self.destinations]:
-            if not name.replace("-", "").replace("_", "").isalnum():
-                raise ValueError(f"source/destination name {name!r}: use letters, digits, '-' and '_' only")
+        for name in self.connections:
+            if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
+                raise ValueError(f"connection name {name!r}: use letters, digits, '-' and '_' only, at most 64")
         return self
 
     @property
@@ -246,6 +238,28 @@ def _format_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _old_form(data: dict[str, Any], source: str) -> None:
+    """Refuse the 0.1 layout (``sources:`` / ``destinations:``) with the ``connections:`` that replaces it."""
+    if "sources" not in data and "destinations" not in data:
+        return
+    merged: dict[str, dict[str, Any]] = {}
+    for section in ("sources", "destinations"):
+        for name, settings in (data.get(section) or {}).items():
+            entry = merged.setdefault(str(name), {})
+            for key, value in (settings or {}).items():
+                if key in entry and entry[key] != value:  # both halves set one key differently: keep them apart
+                    entry = merged.setdefault(f"{name}-{section[:-1]}", {})
+                    break
+            entry.update(settings or {})
+    suggestion = yaml.safe_dump({"connections": merged}, allow_unicode=True, sort_keys=False).rstrip()
+    raise ConfigError(
+        f"{source}: `sources:` and `destinations:` are now one section, `connections:` (an outside system is "
+        "usually both; one connection serves both directions). Replace them with:\n\n"
+        + "\n".join("  " + line for line in suggestion.splitlines())
+        + "\n\nand keep the names in routes (match.source, deliver_to) as they are."
+    )
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> KurierConfig:
     """Read and validate the configuration; raise :class:`ConfigError` naming the file, key and problem."""
     data: dict[str, Any] = {}
@@ -260,13 +274,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> KurierConfi
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: not valid YAML (UTF-8): {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping of keys (data_dir, sources, routes, ...)")
+            raise ConfigError(f"{file}: the top level must be a mapping of keys (data_dir, connections, routes, ...)")
         data = loaded or {}
+        _old_form(data, source)
         base = file.resolve().parent
         # A relative data_dir in a file means relative to that file, not to wherever kurier was started.
         if "data_dir" in data and not Path(str(data["data_dir"])).is_absolute():
             data["data_dir"] = str(base / str(data["data_dir"]))
         data["config_file"] = file
+    _old_form(overrides, "arguments")
     token = _FILE_DATA.set(data)
     try:
         return KurierConfig(**overrides)

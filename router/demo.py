@@ -46,9 +46,9 @@ _BAD_FROM_REGION = ["missing-recipient", "sender-mismatch"]
 
 def demo_config(root: Path) -> KurierConfig:
     """The demo's configuration, also written to ``<root>/kurier.yaml`` for ``kurier messages -c``."""
-    def source(name: str, ais: SampleAis) -> dict[str, object]:
-        return {"adapter": "filedrop", "inbox": f"inbox/{name}", "encoding": ais.encoding, "sender_eik": ais.eik,
-                "settle_seconds": 0.3, "poll_interval": 0.2}
+    def ais(name: str, ais: SampleAis) -> dict[str, object]:
+        return {"adapter": "filedrop", "inbox": f"inbox/{name}", "outbox": f"outbox/{name}", "encoding": ais.encoding,
+                "sender_eik": ais.eik, "settle_seconds": 0.3, "poll_interval": 0.2}
 
     settings = dict(
         data_dir=str(root),
@@ -57,11 +57,7 @@ def demo_config(root: Path) -> KurierConfig:
         queue_prefix=f"kurier-demo-{int(time.time() * 1000)}",
         api={"enabled": False},
         processing={"batch_wait_ms": 10, "sweep_interval_seconds": 1.0},
-        sources={"municipality": source("municipality", MUNICIPALITY), "region": source("region", REGION)},
-        destinations={
-            "municipality": {"adapter": "filedrop", "outbox": "outbox/municipality", "encoding": "windows-1251"},
-            "region": {"adapter": "filedrop", "outbox": "outbox/region"},
-        },
+        connections={"municipality": ais("municipality", MUNICIPALITY), "region": ais("region", REGION)},
         routes=[
             {"name": "to-municipality", "match": {"recipient_eik": [MUNICIPALITY.eik]}, "deliver_to": ["municipality"]},
             {"name": "to-region", "match": {"recipient_eik": [REGION.eik]}, "deliver_to": ["region"]},

@@ -15,9 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from adapters import AdapterContext, Destination, Receipt, Source, build_destination, build_source
+from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
-from router.errors import KurierError, Refused, Transient, redact_secrets
 from router.journal import Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
@@ -25,10 +24,12 @@ from router.pipeline import Pipeline
 from router.queues import Broker, ConfirmingPublisher, Topology
 from router.recovery import Sweeper
 from router.routing import RoutingTable
-from router.store import PayloadStore
+from router.store import FileStore
 from router.transform import Transformer
+from router.wiring import plan_connections
 from router.workers import DeliveryWorker, ProcessWorker
 from schemas.envelope import Envelope
+from schemas.errors import KurierError, Refused, Transient, redact_secrets
 from signing import NoSigning
 
 __all__ = ["ALL_ROLES", "Hub"]
@@ -46,15 +47,16 @@ class Hub:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.actor = config.node_name or f"{socket.gethostname()}:{os.getpid()}"
         self.journal = Journal(config.resolved_journal_url, actor=self.actor)
-        self.store = PayloadStore(config.store_dir, max_bytes=config.limits.max_document_bytes)
+        self.store = FileStore(config.store_dir, max_bytes=config.limits.max_document_bytes)
         ctx = AdapterContext(config.data_dir, self.store, config.limits)
+        plans = plan_connections(config)
+        self.connections: dict[str, Connection] = {name: build_connection(plan, ctx) for name, plan in plans.items()}
         self.destinations: dict[str, Destination] = {
-            name: build_destination(name, cfg.adapter, cfg.options, ctx) for name, cfg in config.destinations.items()
+            name: conn.destination for name, conn in self.connections.items() if conn.destination is not None
         }
-        self.sources: dict[str, Source] = (
-            {name: build_source(name, cfg.adapter, cfg.options, ctx) for name, cfg in config.sources.items()}
-            if with_sources else {}
-        )
+        self.sources: dict[str, Source] = {
+            name: conn.source for name, conn in self.connections.items() if conn.source is not None and with_sources
+        }
         self.routing = RoutingTable(config.routes, config.default_route)
         self.topology = Topology(config.queue_prefix, self.destinations)
         self.broker = Broker(config.broker_url, self.topology)
@@ -114,8 +116,8 @@ class Hub:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
-        for dest in self.destinations.values():
-            dest.close()
+        for conn in self.connections.values():
+            conn.close()
         with self._intake_lock:
             if self._intake_conn is not None:
                 self._intake_conn.release()

@@ -12,14 +12,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from router.config import LimitsConfig
-from router.errors import KurierError, Permanent, Refused
 from router.journal import PlanOutcome, StageEvent
 from router.routing import Route, RoutingTable
-from router.store import PayloadStore
 from router.transform import Transformer
 from schemas.envelope import Envelope, EnvelopeStatus
+from schemas.errors import KurierError, Permanent, Refused
 from schemas.identifiers import InvalidIdentifier, validate_eik
+from schemas.limits import Limits
+from schemas.payloads import PayloadStore
 from signing.base import Signer
 
 __all__ = ["Pipeline", "StageTimer"]
@@ -38,7 +38,7 @@ class StageTimer:
 
 
 class Pipeline:
-    def __init__(self, *, routing: RoutingTable, store: PayloadStore, limits: LimitsConfig,
+    def __init__(self, *, routing: RoutingTable, store: PayloadStore, limits: Limits,
                  transformer: Transformer, signer: Signer, destinations: set[str]) -> None:
         self.routing = routing
         self.store = store
@@ -60,8 +60,7 @@ class Pipeline:
         total = 0
         for att in env.attachments:
             total += att.size
-            path = self.store.path(att.sha256)
-            if not path.is_file() or path.stat().st_size != att.size:
+            if self.store.size(att.sha256) != att.size:
                 raise Refused(f"attachment {att.file_name!r} is not in the payload store as declared "
                               f"({att.size} bytes, SHA-256 {att.sha256[:12]}…)", code="missing-attachment")
         if total > self.limits.max_document_bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Message, Producer, Queue
 
-from router.errors import Transient
+from schemas.errors import Transient
 
 __all__ = ["BatchConsumer", "Broker", "ConfirmingPublisher", "OutMessage", "Topology"]
 

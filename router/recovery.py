@@ -13,12 +13,12 @@ import threading
 from datetime import datetime, timedelta
 
 from router.config import KurierConfig
-from router.errors import redact_secrets
 from router.journal import Journal
 from router.messages import delivery_messages, inbound_messages
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage
 from schemas.envelope import utcnow
+from schemas.errors import redact_secrets
 
 __all__ = ["Sweeper"]
 

@@ -15,26 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from router.errors import Refused
+from schemas.errors import Refused
+from schemas.payloads import StoredFile
 
-__all__ = ["PayloadStore", "StoredFile"]
+__all__ = ["FileStore", "StoredFile"]
 
 _CHUNK = 1024 * 1024
 
 
-class StoredFile:
-    __slots__ = ("sha256", "size")
-
-    def __init__(self, sha256: str, size: int) -> None:
-        self.sha256 = sha256
-        self.size = size
-
-    def __repr__(self) -> str:
-        return f"StoredFile({self.sha256[:12]}…, {self.size} B)"
-
-
-class PayloadStore:
-    """Files by SHA-256 on a local (or shared) filesystem, streamed in bounded memory."""
+class FileStore:
+    """The payload store (:class:`schemas.payloads.PayloadStore`) on a local or shared filesystem."""
 
     def __init__(self, root: Path, *, max_bytes: int | None = None) -> None:
         self.root = Path(root)
@@ -49,6 +39,12 @@ class PayloadStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")

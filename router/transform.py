@@ -15,13 +15,13 @@ from pathlib import Path
 from lxml import etree
 
 from router.config import TransformConfig
-from router.errors import ConfigError, Permanent, Refused
 from router.routing import fits
-from router.store import PayloadStore
 from schemas.envelope import AttachmentRef, Envelope
+from schemas.errors import ConfigError, Permanent, Refused
+from schemas.payloads import PayloadStore
 from schemas.xmlsafe import parse_xml, safe_parser, safe_xslt
 
-__all__ = ["Transformer"]
+__all__ = ["Transformer", "compile_transforms"]
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,31 @@ def _load(path: Path, what: str) -> etree._Element:
         raise ConfigError(f"{what}: cannot read {path}: {exc}") from exc
 
 
+def compile_transforms(configs: Sequence[TransformConfig], resolve: Callable[[Path], Path]) -> list[_Compiled]:
+    """Compile every stylesheet and schema; a broken one raises :class:`ConfigError` naming its file."""
+    compiled: list[_Compiled] = []
+    for index, cfg in enumerate(configs):
+        where = f"transforms[{index}] {cfg.name!r}"
+        try:
+            xslt = safe_xslt(_load(resolve(cfg.xslt), where))
+        except etree.XSLTParseError as exc:
+            raise ConfigError(f"{where}: {cfg.xslt} is not a valid XSLT: {exc}") from exc
+        schema = None
+        if cfg.xsd is not None:
+            try:
+                schema = etree.XMLSchema(_load(resolve(cfg.xsd), where))
+            except etree.XMLSchemaParseError as exc:
+                raise ConfigError(f"{where}: {cfg.xsd} is not a valid XSD: {exc}") from exc
+        compiled.append(_Compiled(cfg, xslt, schema))
+    return compiled
+
+
 class Transformer:
     def __init__(self, configs: Sequence[TransformConfig], resolve: Callable[[Path], Path], store: PayloadStore,
                  max_xml_bytes: int) -> None:
         self.store = store
         self.max_xml_bytes = max_xml_bytes
-        self._compiled: list[_Compiled] = []
-        for index, cfg in enumerate(configs):
-            where = f"transforms[{index}] {cfg.name!r}"
-            try:
-                xslt = safe_xslt(_load(resolve(cfg.xslt), where))
-            except etree.XSLTParseError as exc:
-                raise ConfigError(f"{where}: {cfg.xslt} is not a valid XSLT: {exc}") from exc
-            schema = None
-            if cfg.xsd is not None:
-                try:
-                    schema = etree.XMLSchema(_load(resolve(cfg.xsd), where))
-                except etree.XMLSchemaParseError as exc:
-                    raise ConfigError(f"{where}: {cfg.xsd} is not a valid XSD: {exc}") from exc
-            self._compiled.append(_Compiled(cfg, xslt, schema))
+        self._compiled = compile_transforms(configs, resolve)
 
     def apply(self, env: Envelope) -> tuple[Envelope, str, str]:
         """Return the (possibly new) envelope, the outcome ("ok"/"skipped") and a detail for the journal."""

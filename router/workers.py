@@ -22,13 +22,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import Destination
 from router.config import KurierConfig
-from router.errors import Permanent, Transient, redact_secrets
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
 from router.messages import dead_envelope, dead_letter, delivery_messages, read_deliveries, read_inbound
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
 from schemas.envelope import Envelope, EnvelopeStatus
+from schemas.errors import Permanent, Transient, redact_secrets
 
 __all__ = ["DeliveryWorker", "ProcessWorker", "Worker"]
 

@@ -14,7 +14,7 @@ import re
 
 from lxml import etree
 
-from router.errors import Refused
+from schemas.errors import Refused
 
 __all__ = ["parse_xml", "safe_parser", "safe_xslt"]
 

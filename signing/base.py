@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.store import PayloadStore
 from schemas.envelope import Envelope
+from schemas.payloads import PayloadStore
 
 __all__ = ["NoSigning", "SignResult", "Signer"]
 
@@ -24,7 +24,7 @@ class SignResult:
 
 class Signer(Protocol):
     def sign(self, envelope: Envelope, store: PayloadStore) -> SignResult:
-        """Sign what policy says must be signed; raise Transient/Permanent from router.errors on failure."""
+        """Sign what policy says must be signed; raise Transient/Permanent from schemas.errors on failure."""
         ...
 
 

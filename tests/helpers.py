@@ -56,4 +56,4 @@ def delete_queues(config: KurierConfig) -> None:
         return
     from router.queues import Broker, Topology
 
-    Broker(config.broker_url, Topology(config.queue_prefix, config.destinations)).delete()
+    Broker(config.broker_url, Topology(config.queue_prefix, config.connections)).delete()

@@ -40,7 +40,7 @@ def test_demo_delivers_every_valid_document_and_refuses_every_bad_one(tmp_path: 
 
 def _config(tmp_path: Path, **extra: object) -> Path:
     settings = {"data_dir": "data", "api": {"enabled": False},
-                "destinations": {"region": {"adapter": "filedrop", "outbox": "outbox"}},
+                "connections": {"region": {"adapter": "filedrop", "outbox": "outbox"}},
                 "routes": [{"name": "region", "match": {"recipient_eik": ["176035485"]}, "deliver_to": ["region"]}]}
     settings.update(extra)
     path = tmp_path / "kurier.yaml"

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from router.config import load_config
-from router.errors import ConfigError
+from schemas.errors import ConfigError
 
 DESTINATIONS = """\
-sources:
+connections:
   ais: {adapter: filedrop, inbox: in}
-destinations:
   seos: {adapter: seos}
   archive: {adapter: filedrop, outbox: out}
 """
@@ -58,7 +57,7 @@ limits: {max_xml_bytes: 2048}
     assert route.match.recipient_guid == ["{8f2b3c4d-1a2b-4c3d-9e8f-0a1b2c3d4e5f}"]
     assert cfg.default_route is not None and cfg.default_route.deliver_to == ["archive"]
     assert cfg.limits.max_xml_bytes == 2048
-    assert cfg.destinations["archive"].options == {"outbox": "out"}
+    assert cfg.connections["archive"].options == {"outbox": "out"}
     assert cfg.config_file == path
 
 
@@ -80,7 +79,7 @@ def test_an_empty_file_means_the_embedded_defaults(tmp_path: Path) -> None:
         ),
         pytest.param(
             DESTINATIONS + "routes:\n  - {name: r1, deliver_to: [nowhere]}\n",
-            ["routes[0] 'r1'", "'nowhere'", "not under destinations", "archive, seos"],
+            ["routes[0] 'r1'", "'nowhere'", "not under connections", "ais, archive, seos"],
             id="unknown-dest",
         ),
         pytest.param(
@@ -108,7 +107,7 @@ def test_an_empty_file_means_the_embedded_defaults(tmp_path: Path) -> None:
         ),
         pytest.param(
             DESTINATIONS + "routes:\n  - {name: r1, deliver_to: [seos], match: {source: [other]}}\n",
-            ["routes[0] 'r1'", "'other'", "not under sources"],
+            ["routes[0] 'r1'", "'other'", "not under connections"],
             id="unknown-source",
         ),
         pytest.param(
@@ -185,3 +184,29 @@ def test_explicit_overrides_beat_the_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("KURIER_DATA_DIR", str(tmp_path / "production"))
     cfg = load_config(None, data_dir=str(tmp_path / "bench"))
     assert cfg.data_dir == tmp_path / "bench"
+
+
+def test_the_old_sources_and_destinations_layout_is_refused_with_its_replacement(tmp_path: Path) -> None:
+    # Given a 0.1 configuration with an AIS as a source and as a destination
+    path = write(tmp_path, """\
+sources:
+  ais: {adapter: filedrop, inbox: in/ais, encoding: windows-1251}
+destinations:
+  ais: {adapter: filedrop, outbox: out/ais, encoding: windows-1251}
+  archive: {adapter: filedrop, outbox: out/archive}
+default_route: {deliver_to: [archive]}
+""")
+    # When it is loaded, Then it is refused, naming the file and the connections that replace both sections
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "connections:" in message
+    suggested = message.split("Replace them with:")[1].split("and keep the names")[0]
+    import yaml
+
+    migrated = yaml.safe_load(suggested)["connections"]
+    assert migrated["ais"] == {"adapter": "filedrop", "inbox": "in/ais", "encoding": "windows-1251", "outbox": "out/ais"}
+    assert migrated["archive"] == {"adapter": "filedrop", "outbox": "out/archive"}
+    # And the suggestion, pasted in, loads
+    write(tmp_path, yaml.safe_dump({"connections": migrated, "default_route": {"deliver_to": ["archive"]}}))
+    assert set(load_config(path).connections) == {"ais", "archive"}

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters import build_source
+from adapters import build_connection, plan_connection
 from adapters.base import AdapterContext, Receipt
-from adapters.filedrop import FiledropOutbox, FiledropSource, SourceSettings, create_destination
+from adapters.filedrop import FiledropOutbox, FiledropSource, Settings, create
 from adapters.filedrop.claims import claim
 from adapters.filedrop.format import parse, render
-from adapters.filedrop.outbox import DestinationSettings
 from adapters.filedrop.testing import (
     BAD_DOCUMENTS,
     IMPOSTOR,
@@ -29,11 +28,11 @@ from adapters.filedrop.testing import (
     write_bad_document,
     write_document,
 )
-from router.config import LimitsConfig
-from router.errors import ConfigError, DestinationUnavailable, KurierError, Refused, Transient
-from router.store import PayloadStore
+from router.store import FileStore as PayloadStore
 from schemas.envelope import Envelope
+from schemas.errors import ConfigError, DestinationUnavailable, KurierError, Refused, Transient
 from schemas.identifiers import eik_is_valid
+from schemas.limits import Limits as LimitsConfig
 
 
 class FakeIntake:
@@ -91,7 +90,7 @@ def clock() -> Clock:
 
 
 def source(ctx: AdapterContext, clock: Clock, name: str = "ais-obshtina", **options: object) -> FiledropSource:
-    settings = SourceSettings.model_validate({"inbox": "inbox", "settle_seconds": 0, **options})
+    settings = Settings.model_validate({"inbox": "inbox", "settle_seconds": 0, **options})
     return FiledropSource(name, settings, ctx, clock=clock)
 
 
@@ -423,18 +422,25 @@ def test_every_sample_bad_document_earns_its_code(ctx: AdapterContext, clock: Cl
 
 
 def test_configured_by_name_with_paths_under_the_data_dir(ctx: AdapterContext) -> None:
-    built = build_source("ais", "filedrop", {"inbox": "in/obshtina", "encoding": "windows-1251"}, ctx)
-    assert isinstance(built, FiledropSource) and built.inbox == ctx.data_dir / "in" / "obshtina"
-    assert (built.inbox / "processed").is_dir() and (built.inbox / "failed").is_dir()
+    plan = plan_connection("ais", "filedrop", {"inbox": "in/obshtina", "outbox": "out/obshtina",
+                                               "encoding": "windows-1251"})
+    assert plan.roles == {"source", "destination"}
+    built = build_connection(plan, ctx)
+    assert isinstance(built.source, FiledropSource) and built.source.inbox == ctx.data_dir / "in" / "obshtina"
+    assert (built.source.inbox / "processed").is_dir() and (built.source.inbox / "failed").is_dir()
+    assert isinstance(built.destination, FiledropOutbox) and built.destination.outbox == ctx.data_dir / "out" / "obshtina"
+    assert plan_connection("ais", "filedrop", {"outbox": "out"}).roles == {"destination"}
 
 
 def test_bad_settings_fail_at_start_up(ctx: AdapterContext) -> None:
     with pytest.raises(ConfigError, match="enconding: unknown key"):
-        build_source("ais", "filedrop", {"inbox": "in", "enconding": "cp1251"}, ctx)
+        plan_connection("ais", "filedrop", {"inbox": "in", "enconding": "cp1251"})
     with pytest.raises(ConfigError, match="unknown encoding 'win-1251'"):
-        build_source("ais", "filedrop", {"inbox": "in", "encoding": "win-1251"}, ctx)
+        plan_connection("ais", "filedrop", {"inbox": "in", "encoding": "win-1251"})
     with pytest.raises(ConfigError, match=r"sender_eik: .*check digit"):
-        build_source("ais", "filedrop", {"inbox": "in", "sender_eik": "000695617"}, ctx)
+        plan_connection("ais", "filedrop", {"inbox": "in", "sender_eik": "000695617"})
+    with pytest.raises(ConfigError, match="neither|an inbox"):
+        plan_connection("ais", "filedrop", {"encoding": "utf-8"})
 
 
 def test_sample_pdf_is_a_valid_pdf_with_cyrillic_text() -> None:
@@ -448,7 +454,7 @@ def test_sample_pdf_is_a_valid_pdf_with_cyrillic_text() -> None:
 
 
 def test_running_source_thread_picks_up_documents(ctx: AdapterContext, intake: FakeIntake) -> None:
-    src = FiledropSource("ais", SourceSettings(inbox="inbox", settle_seconds=0, poll_interval=0.01), ctx)
+    src = FiledropSource("ais", Settings(inbox="inbox", settle_seconds=0, poll_interval=0.01), ctx)
     src.start(intake)
     try:
         written = write_document(ctx.data_dir / "inbox")
@@ -463,7 +469,9 @@ def test_running_source_thread_picks_up_documents(ctx: AdapterContext, intake: F
 
 # -- the outbox -------------------------------------------------------------------------------------
 def outbox_for(ctx: AdapterContext, **options: object) -> FiledropOutbox:
-    return create_destination("ais-oblast", DestinationSettings.model_validate({"outbox": "out", **options}), ctx)
+    destination = create("ais-oblast", Settings.model_validate({"outbox": "out", **options}), ctx).destination
+    assert destination is not None
+    return destination
 
 
 def envelope_with_files(ctx: AdapterContext, **changes: object) -> Envelope:
@@ -544,6 +552,6 @@ def test_outbox_never_writes_outside_itself(ctx: AdapterContext) -> None:
 
 
 def test_unreachable_outbox_is_transient_and_names_the_path(ctx: AdapterContext) -> None:
-    outbox = FiledropOutbox("ais", DestinationSettings(outbox="x"), ctx.store, ctx.data_dir / "offline-share")
+    outbox = FiledropOutbox("ais", Settings(outbox="x"), ctx.store, ctx.data_dir / "offline-share")
     with pytest.raises(DestinationUnavailable, match="offline-share"):
         outbox.deliver(envelope_with_files(ctx), "k")

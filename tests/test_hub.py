@@ -10,12 +10,12 @@ import pytest
 from kombu import Connection, Producer
 
 from adapters.memory import sink
-from router.errors import Refused
 from router.hub import Hub
 from router.journal import StageEvent
 from router.messages import inbound_messages
 from router.queues import Broker, ConfirmingPublisher
 from schemas.envelope import Party
+from schemas.errors import Refused
 from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
 
 
@@ -38,7 +38,7 @@ def make_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[Any]:
 
 
 def _one_sink(name: str) -> dict[str, Any]:
-    return {"destinations": {name: {"adapter": "memory"}}, "default_route": {"deliver_to": [name]}}
+    return {"connections": {name: {"adapter": "memory"}}, "default_route": {"deliver_to": [name]}}
 
 
 def test_valid_documents_are_delivered_once_each_even_when_resubmitted(make_hub: Any) -> None:
@@ -85,7 +85,7 @@ def test_the_journal_tells_each_stage_of_a_document(make_hub: Any) -> None:
 def test_invalid_documents_are_refused_with_a_reason_and_journaled(make_hub: Any, fields: dict[str, Any],
                                                                    code: str) -> None:
     name = unique("region")
-    hub = make_hub(destinations={name: {"adapter": "memory"}},
+    hub = make_hub(connections={name: {"adapter": "memory"}},
                    routes=[{"name": "region", "match": {"recipient_eik": [REGION.eik]}, "deliver_to": [name]}])
     with pytest.raises(Refused) as refused:
         hub.submit(envelope(**fields))
@@ -109,7 +109,7 @@ def test_a_reused_document_guid_with_other_content_is_refused(make_hub: Any) -> 
 
 def test_routes_fan_out_and_the_default_route_takes_the_rest(make_hub: Any) -> None:
     a, b, c = unique("a"), unique("b"), unique("c")
-    hub = make_hub(destinations={n: {"adapter": "memory"} for n in (a, b, c)},
+    hub = make_hub(connections={n: {"adapter": "memory"} for n in (a, b, c)},
                    routes=[{"name": "region", "match": {"recipient_eik": [REGION.eik], "kind": ["заповед"]},
                             "deliver_to": [a, b]}],
                    default_route={"deliver_to": [c]})
@@ -123,7 +123,7 @@ def test_routes_fan_out_and_the_default_route_takes_the_rest(make_hub: Any) -> N
 
 def test_a_destination_outage_is_retried_until_delivered(make_hub: Any) -> None:
     name = unique("flaky")
-    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 3}}, default_route={"deliver_to": [name]})
+    hub = make_hub(connections={name: {"adapter": "memory", "fail_first": 3}}, default_route={"deliver_to": [name]})
     receipt = hub.submit(envelope())
     wait_until(lambda: hub.journal.statuses([receipt.envelope_id]).get(receipt.envelope_id) == "delivered",
                timeout=30)
@@ -137,7 +137,7 @@ def test_a_destination_outage_is_retried_until_delivered(make_hub: Any) -> None:
 
 def test_a_destination_that_stays_down_fails_after_max_attempts_and_is_kept(make_hub: Any) -> None:
     name = unique("down")
-    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 1000}},
+    hub = make_hub(connections={name: {"adapter": "memory", "fail_first": 1000}},
                    default_route={"deliver_to": [name]},
                    retry={"first_delay_seconds": 0.05, "max_delay_seconds": 0.1, "in_process_attempts": 1,
                           "max_attempts": 3})
@@ -193,7 +193,7 @@ def test_worker_processes_share_the_work_on_rabbitmq(tmp_path: Path, amqp_url: s
     from tests.conftest import _fresh
 
     backend = {"broker_url": amqp_url, "journal_url": _fresh(pg_url), "queue_prefix": unique("kurier-procs")}
-    config = hub_config(tmp_path, backend, destinations={"region": {"adapter": "memory"}},
+    config = hub_config(tmp_path, backend, connections={"region": {"adapter": "memory"}},
                         default_route={"deliver_to": ["region"]}, processing={"worker_processes": 2})
     hub = Hub(config, with_sources=False)
     # The parent keeps intake and recovery; two worker processes do the pipeline and the deliveries.
@@ -209,7 +209,7 @@ def test_worker_processes_share_the_work_on_rabbitmq(tmp_path: Path, amqp_url: s
 
 
 def test_worker_processes_need_a_shared_broker(tmp_path: Path) -> None:
-    from router.errors import ConfigError
+    from schemas.errors import ConfigError
 
     with pytest.raises(ConfigError, match="worker_processes needs a broker shared between processes"):
         hub_config(tmp_path, {"broker_url": "memory://"}, processing={"worker_processes": 1})
@@ -217,7 +217,7 @@ def test_worker_processes_need_a_shared_broker(tmp_path: Path) -> None:
 
 def test_an_operator_can_retry_a_failed_delivery_once_the_destination_is_back(make_hub: Any) -> None:
     name = unique("down")
-    hub = make_hub(destinations={name: {"adapter": "memory", "fail_first": 2}}, default_route={"deliver_to": [name]},
+    hub = make_hub(connections={name: {"adapter": "memory", "fail_first": 2}}, default_route={"deliver_to": [name]},
                    retry={"first_delay_seconds": 0.05, "max_delay_seconds": 0.1, "in_process_attempts": 1,
                           "max_attempts": 2})
     receipt = hub.submit(envelope())

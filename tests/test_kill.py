@@ -63,9 +63,9 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, backend:
         "processing": {"batch_size": 20, "sweep_interval_seconds": 0.5, "recovery_grace_seconds": 2.0,
                        # On RabbitMQ a worker process works beside the hub: killing the hub orphans it.
                        "worker_processes": 0 if backend["broker_url"].startswith("memory") else 1},
-        "sources": {"ais": {"adapter": "filedrop", "inbox": "inbox", "settle_seconds": 0.1, "poll_interval": 0.1,
-                            "encoding": "windows-1251"}},
-        "destinations": {"region": {"adapter": "filedrop", "outbox": "outbox"}},
+        "connections": {"ais": {"adapter": "filedrop", "inbox": "inbox", "settle_seconds": 0.1, "poll_interval": 0.1,
+                                "encoding": "windows-1251"},
+                        "region": {"adapter": "filedrop", "outbox": "outbox"}},
         "default_route": {"deliver_to": ["region"]},
     }
     config_file = tmp_path / "kurier.yaml"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.errors import Transient
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology
+from schemas.errors import Transient
 
 
 @pytest.fixture(params=["embedded", "rabbitmq"])

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import Refused
-from router.store import PayloadStore, StoredFile
+from router.store import FileStore as PayloadStore
+from schemas.errors import Refused
+from schemas.payloads import StoredFile
 
 MiB = 1024 * 1024
 PDF = b"%PDF-1.7\n" + "Заповед за командировка".encode() + bytes(range(256)) * 64

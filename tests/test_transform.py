@@ -9,10 +9,10 @@ import pytest
 from lxml import etree
 
 from router.config import MatchConfig, TransformConfig
-from router.errors import ConfigError, Permanent, Refused
-from router.store import PayloadStore
+from router.store import FileStore as PayloadStore
 from router.transform import Transformer
 from schemas import AttachmentRef, Envelope, Party, new_guid
+from schemas.errors import ConfigError, Permanent, Refused
 
 XSL = '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"{ns}>{body}</xsl:stylesheet>'
 TO_OUT = XSL.format(ns="", body='<xsl:template match="/in"><out><xsl:value-of select="."/></out></xsl:template>')

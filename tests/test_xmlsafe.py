@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import Refused
+from schemas.errors import Refused
 from schemas.xmlsafe import parse_xml
 
 LIMIT = 100_000

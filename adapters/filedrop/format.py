@@ -18,8 +18,8 @@ from typing import Annotated
 from lxml import etree
 from pydantic import AfterValidator, ValidationError
 
-from router.errors import Refused
 from schemas.envelope import Correspondent, Envelope, Party
+from schemas.errors import Refused
 from schemas.identifiers import InvalidIdentifier, normalize_guid
 from schemas.xmlsafe import parse_xml
 

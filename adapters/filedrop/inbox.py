@@ -16,59 +16,34 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from adapters.base import AdapterContext, Intake, PollingSource
 from adapters.filedrop.claims import ATTACHMENTS, LOCK, WorkDir, claim, leftover_work, lock_work
-from adapters.filedrop.format import Encoding, parse
+from adapters.filedrop.format import parse
+from adapters.filedrop.settings import Settings
 from adapters.filedrop.watch import InboxWatcher
-from router.errors import ConfigError, KurierError, Refused
-from router.store import PayloadStore
 from schemas.envelope import AttachmentRef, Envelope, Party
-from schemas.identifiers import normalize_guid, validate_eik
+from schemas.errors import ConfigError, KurierError, Refused
+from schemas.payloads import PayloadStore
 
-__all__ = ["BATCH", "FiledropSource", "SourceSettings"]
+__all__ = ["BATCH", "FiledropSource"]
 
 log = logging.getLogger("kurier.adapters.filedrop")
 
 BATCH = 200  # documents per poll: keeps one poll short however large a backlog the AIS dumped
 
 
-class SourceSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    inbox: str  # relative paths are under the hub's data_dir
-    encoding: Encoding = "utf-8"  # for XML without a declaration; legacy AIS write windows-1251
-    settle_seconds: float = Field(2.0, ge=0)  # unchanged this long = completely copied
-    poll_interval: float = Field(1.0, gt=0)
-    sender_eik: str | None = None  # the AIS this inbox speaks for: other senders are refused
-    sender_guid: str | None = None
-    sender_name: str | None = None
-    require_marker: bool = False  # ready only once <stem>.ready exists beside <stem>.xml
-
-
-    @field_validator("sender_guid")
-    @classmethod
-    def _guid(cls, value: str | None) -> str | None:
-        return normalize_guid(value) if value else None
-
-    @field_validator("sender_eik")
-    @classmethod
-    def _eik(cls, value: str | None) -> str | None:
-        return validate_eik(value) if value else None  # a typo here would refuse every document
-
-
 class FiledropSource(PollingSource):
     """Polls one inbox folder; see FORMAT.md for what an AIS writes there."""
 
     def __init__(
-        self, name: str, settings: SourceSettings, ctx: AdapterContext, *, clock: Callable[[], float] = time.monotonic
+        self, name: str, settings: Settings, ctx: AdapterContext, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__()
         self.name = name
         self.settings = settings
         self.ctx = ctx
         self.poll_interval = settings.poll_interval
+        assert settings.inbox, "a file-drop source needs an inbox"
         self.inbox = ctx.resolve_path(settings.inbox)
         self.work, self.processed, self.failed = self.inbox / ".work", self.inbox / "processed", self.inbox / "failed"
         try:
@@ -262,7 +237,3 @@ class FiledropSource(PollingSource):
         )  # a traceback only for the unexpected
         work.release()
         return 0
-
-
-def create_source(name: str, settings: SourceSettings, ctx: AdapterContext) -> FiledropSource:
-    return FiledropSource(name, settings, ctx)

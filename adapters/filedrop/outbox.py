@@ -11,7 +11,6 @@ new, even if the AIS has already taken the files away.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,24 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict
-
-from adapters.base import AdapterContext
-from adapters.filedrop.format import Encoding, render
-from router.errors import DeliveryFailed, DestinationUnavailable
-from router.store import PayloadStore
+from adapters.filedrop.format import render
+from adapters.filedrop.settings import Settings
 from schemas.envelope import Envelope
+from schemas.errors import DeliveryFailed, DestinationUnavailable
+from schemas.payloads import PayloadStore
 
-__all__ = ["DestinationSettings", "FiledropOutbox", "create_destination"]
-
-
-class DestinationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    outbox: str  # relative paths are under the hub's data_dir
-    encoding: Encoding = "utf-8"  # windows-1251 for AIS that read nothing else
-    fsync: bool = True  # off only for tests and throw-away demos
-
+__all__ = ["FiledropOutbox"]
 
 
 def _plain(name: str, taken: set[str], limit: int) -> str:
@@ -58,7 +46,7 @@ def _plain(name: str, taken: set[str], limit: int) -> str:
 class FiledropOutbox:
     """Delivers envelopes as file-drop documents into one folder."""
 
-    def __init__(self, name: str, settings: DestinationSettings, store: PayloadStore, outbox: Path) -> None:
+    def __init__(self, name: str, settings: Settings, store: PayloadStore, outbox: Path) -> None:
         self.name = name
         self.settings = settings
         self.store = store
@@ -148,11 +136,3 @@ class FiledropOutbox:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def create_destination(name: str, settings: DestinationSettings, ctx: AdapterContext) -> FiledropOutbox:
-    outbox = ctx.resolve_path(settings.outbox)
-    # An unreachable share is not fatal here: deliver() reports it, and is retried, once it is back.
-    with contextlib.suppress(OSError):
-        outbox.mkdir(parents=True, exist_ok=True)
-    return FiledropOutbox(name, settings, ctx.store, outbox)

@@ -20,9 +20,9 @@ from pathlib import Path
 from lxml import etree
 
 from adapters.filedrop.format import NS, render
-from router.store import PayloadStore
 from schemas.envelope import AttachmentRef, Correspondent, CorrespondentKind, Envelope, Party
 from schemas.identifiers import new_guid
+from schemas.payloads import PayloadStore
 
 __all__ = [
     "BAD_DOCUMENTS",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.filedrop.format import NS, referenced_files
-from router.errors import Refused
+from schemas.errors import Refused
 
 __all__ = ["InboxWatcher", "Ready"]
 

@@ -1,0 +1,103 @@
+"""Statuses per recipient: where a document stands at each administration it was sent to.
+
+A document has one status per recipient (per delivery): Kurier sets the first ones (accepted, queued,
+delivered, failed, paper original required), and a destination reports the later ones it learns from
+its peer, often hours afterwards (a SEOS participant registers the document with its own number,
+rejects it with a reason, closes it; a mailbox table's status columns change). Every change is kept
+in the journal as history, and the source that submitted the document is told of it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.envelope import utcnow
+from schemas.identifiers import normalize_guid
+
+__all__ = ["RecipientStatus", "StatusChange", "StatusReport"]
+
+
+class RecipientStatus(StrEnum):
+    """A document's status at one recipient, as the SEOS statuses (domain.md §3) and legacy AIS know them."""
+
+    ACCEPTED = "accepted"  # Kurier took it in (journaled); recipients not decided yet
+    QUEUED = "queued"  # routed: a delivery to this recipient is planned and queued
+    DELIVERED = "delivered"  # handed over to the recipient's system
+    AWAITING_REGISTRATION = "awaiting-registration"  # the recipient has it, not registered yet (DS_WAIT_REGISTRATION)
+    REGISTERED = "registered"  # registered by the recipient, with its number and date (DS_REGISTERED)
+    REJECTED = "rejected"  # refused by the recipient, with a reason (DS_REJECTED)
+    CLOSED = "closed"  # the recipient closed the case (DS_CLOSED)
+    STOPPED = "stopped"  # the recipient stopped handling it (DS_STOPPED)
+    FAILED = "failed"  # Kurier could not deliver it (gave up, or a permanent refusal)
+    PAPER_REQUIRED = "paper-required"  # procedure not digitised: a paper original is required (domain.md §7)
+
+    @property
+    def label(self) -> str:
+        """Bulgarian / English, for operators and AIS users."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    RecipientStatus.ACCEPTED: "Приет / Accepted",
+    RecipientStatus.QUEUED: "В опашка / Queued",
+    RecipientStatus.DELIVERED: "Доставен / Delivered",
+    RecipientStatus.AWAITING_REGISTRATION: "Чака регистрация / Awaiting registration",
+    RecipientStatus.REGISTERED: "Регистриран / Registered",
+    RecipientStatus.REJECTED: "Отказан / Rejected",
+    RecipientStatus.CLOSED: "Приключен / Closed",
+    RecipientStatus.STOPPED: "Спрян / Stopped",
+    RecipientStatus.FAILED: "Неуспешна доставка / Delivery failed",
+    RecipientStatus.PAPER_REQUIRED: "Изисква се оригинал на хартия / Paper original required",
+}
+
+#: Statuses only a recipient can report (Kurier sets the others itself).
+REPORTABLE = frozenset({
+    RecipientStatus.AWAITING_REGISTRATION, RecipientStatus.REGISTERED, RecipientStatus.REJECTED,
+    RecipientStatus.CLOSED, RecipientStatus.STOPPED,
+})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class StatusReport(_Model):
+    """What a destination learned from its peer about a document it delivered there."""
+
+    document_guid: str
+    status: RecipientStatus
+    reg_number: str | None = Field(None, max_length=100)  # the recipient's own registration number
+    reg_date: date | None = None
+    reason: str | None = Field(None, max_length=4000)  # why it was rejected or stopped
+    at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("document_guid")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        return normalize_guid(value)
+
+    @field_validator("status")
+    @classmethod
+    def _reportable(cls, value: RecipientStatus) -> RecipientStatus:
+        if value not in REPORTABLE:
+            raise ValueError(f"a recipient cannot report {value.value!r}; it may report "
+                             f"{', '.join(sorted(s.value for s in REPORTABLE))}")
+        return value
+
+
+class StatusChange(_Model):
+    """One entry of a document's status history at one recipient: what the submitting source is told."""
+
+    seq: int  # the journal's order of changes; a source acknowledges changes up to this
+    envelope_id: str
+    document_guid: str
+    source: str  # the connection that submitted the document, to be told
+    destination: str | None  # the recipient's connection; None for statuses before routing (accepted)
+    status: RecipientStatus
+    reg_number: str | None = None
+    reg_date: date | None = None
+    reason: str | None = None
+    at: datetime
