@@ -1,17 +1,16 @@
 """The journal (SQLAlchemy 2.x, Alembic): every envelope, stage event and delivery attempt."""
 
-from router.journal.journal import (
+from router.journal.base import fingerprint, retry_at
+from router.journal.journal import Journal
+from router.journal.records import (
     AcceptOutcome,
     DeliveryOutcome,
     DeliveryRecord,
     EventRecord,
-    Journal,
     MessageDetail,
     MessageSummary,
     PlanOutcome,
     StageEvent,
-    fingerprint,
-    retry_at,
 )
 
 __all__ = [

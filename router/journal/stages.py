@@ -1,0 +1,139 @@
+"""Stage and delivery writes: what the processing and delivery workers decided, one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import exists, select, update
+
+from router.journal.base import JournalBase
+from router.journal.db import bulk_insert, chunks
+from router.journal.records import (
+    DeliveryOutcome,
+    PlanOutcome,
+)
+from router.journal.tables import deliveries, envelope_data, envelopes, events
+from schemas.envelope import EnvelopeStatus, utcnow
+
+__all__ = ["StageJournal"]
+
+
+class StageJournal(JournalBase):
+    """Plans and delivery outcomes, batched."""
+
+    # -- processing -----------------------------------------------------------------------------
+    def statuses(self, envelope_ids: Iterable[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(envelope_ids)), 500):
+                for row in conn.execute(select(envelopes.c.id, envelopes.c.status).where(envelopes.c.id.in_(chunk))):
+                    result[row.id] = row.status
+        return result
+
+    def record_plans(self, plans: Sequence[PlanOutcome]) -> None:
+        """Commit a processing batch: stage events, planned deliveries and new statuses, all or nothing."""
+        if not plans:
+            return
+        now = utcnow()
+        delivery_rows = list({
+            f"{p.envelope_id}:{d}": {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d,
+                                     "status": "pending",
+             "attempts": 0, "updated_at": now}
+            for p in plans for d in p.destinations
+        }.values())
+        with self.engine.begin() as conn:
+            if delivery_rows:
+                have: set[str] = set()
+                for chunk in chunks([r["id"] for r in delivery_rows], 500):
+                    have.update(conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(chunk))).scalars())
+                missing = [r for r in delivery_rows if r["id"] not in have]
+                if missing:
+                    bulk_insert(conn, deliveries, missing)
+            event_rows = [row for p in plans for row in self._event_rows(p.envelope_id, p.events, now)]
+            if event_rows:
+                bulk_insert(conn, events, event_rows)
+            by_status: dict[tuple[str, str | None, str | None, str | None], list[str]] = {}
+            for p in plans:
+                if p.data is not None:
+                    conn.execute(update(envelope_data).where(envelope_data.c.envelope_id == p.envelope_id)
+                                 .values(data=p.data))
+                by_status.setdefault((p.status.value, p.error_code, p.error, None), []).append(p.envelope_id)
+            for (status, code, error, _), ids in by_status.items():
+                conn.execute(
+                    update(envelopes)
+                    .where(envelopes.c.id.in_(ids), envelopes.c.status == EnvelopeStatus.RECEIVED.value)
+                    .values(status=status, error_code=code, error=error, updated_at=now)
+                )
+
+    def pending_deliveries(self, envelope_ids: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(delivery id, envelope id, destination) still to do for these envelopes."""
+        out: list[tuple[str, str, str]] = []
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(envelope_ids)), 500):
+                rows = conn.execute(
+                    select(deliveries.c.id, deliveries.c.envelope_id, deliveries.c.destination).where(
+                        deliveries.c.envelope_id.in_(chunk), deliveries.c.status.in_(("pending", "retry"))
+                    )
+                )
+                out.extend((r.id, r.envelope_id, r.destination) for r in rows)
+        return out
+
+    # -- delivery -------------------------------------------------------------------------------
+    def delivery_statuses(self, delivery_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+        result: dict[str, tuple[str, int]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(delivery_ids)), 500):
+                rows = conn.execute(
+                    select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
+                    .where(deliveries.c.id.in_(chunk))
+                )
+                result.update({r.id: (r.status, r.attempts) for r in rows})
+        return result
+
+    def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Commit a delivery batch, then settle envelopes whose deliveries are all done."""
+        if not outcomes:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            delivered = [o.delivery_id for o in outcomes if o.status == "delivered"]
+            for chunk in chunks(delivered, 500):
+                conn.execute(
+                    update(deliveries).where(deliveries.c.id.in_(chunk))
+                    .values(status="delivered", attempts=deliveries.c.attempts + 1, updated_at=now, next_try=None)
+                )
+            for o in outcomes:
+                if o.status == "delivered":
+                    continue
+                conn.execute(
+                    update(deliveries).where(deliveries.c.id == o.delivery_id, deliveries.c.status != "delivered")
+                    .values(status=o.status, attempts=deliveries.c.attempts + 1, last_error=o.detail,
+                            next_try=o.next_try, updated_at=now)
+                )
+            bulk_insert(conn, events, [
+                {"envelope_id": o.envelope_id, "at": now, "stage": "deliver", "outcome": o.status,
+                 "actor": self.actor, "destination": o.destination, "detail": o.detail}
+                for o in outcomes
+            ])
+            touched = sorted({o.envelope_id for o in outcomes})
+            for chunk in chunks(touched, 500):
+                open_delivery = exists().where(
+                    deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status != "delivered"
+                )
+                conn.execute(
+                    update(envelopes)
+                    .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value, ~open_delivery)
+                    .values(status=EnvelopeStatus.DELIVERED.value, updated_at=now)
+                )
+                undecided = exists().where(
+                    deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status.in_(("pending", "retry"))
+                )
+                failed = exists().where(deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status == "failed")
+                conn.execute(
+                    update(envelopes)
+                    .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value,
+                           failed, ~undecided)
+                    .values(status=EnvelopeStatus.FAILED.value, error_code="delivery-failed",
+                            error="a delivery failed permanently; see the delivery events", updated_at=now)
+                )
+
