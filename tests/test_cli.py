@@ -61,6 +61,27 @@ def test_check_config_names_the_file_the_rule_and_the_problem(tmp_path: Path) ->
     assert "'broken'" in flat and "'nowhere'" in flat
 
 
+def test_check_config_only_reads(tmp_path: Path) -> None:
+    # Given a configuration for a machine it will be deployed on (folders and database not there yet)
+    config = _config(tmp_path, connections={
+        "ais": {"adapter": "filedrop", "inbox": "in/ais", "outbox": "out/ais", "encoding": "windows-1251"}},
+        routes=[{"name": "all", "deliver_to": ["ais"]}])
+    # When it is checked, Then it is OK, says what each connection does, and creates nothing
+    result = runner.invoke(app, ["check-config", "-c", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "connection ais" in result.output and "destination + source" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kurier.yaml"]
+
+
+def test_check_config_refuses_a_route_to_a_connection_that_cannot_deliver(tmp_path: Path) -> None:
+    config = _config(tmp_path, connections={"ais": {"adapter": "filedrop", "inbox": "in"}},
+                     routes=[{"name": "back", "deliver_to": ["ais"]}])
+    result = runner.invoke(app, ["check-config", "-c", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "routes[0] 'back'" in flat and "cannot deliver" in flat and "outbox" in flat
+
+
 def test_db_upgrade_then_messages_show_an_unknown_id(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert runner.invoke(app, ["db", "upgrade", "-c", str(config)]).exit_code == 0
