@@ -129,11 +129,6 @@ class FiledropSource(PollingSource):
             encoding=self.settings.encoding,
             default_sender=self._default_sender(),
         )
-        if len(parsed.attachments) > limits.max_attachments:
-            raise Refused(
-                f"{xml.name}: {len(parsed.attachments)} attachments, at most {limits.max_attachments} are allowed",
-                code="too-many-attachments",
-            )
         budget, refs = limits.max_document_bytes - len(data), []
         for spec in parsed.attachments:
             path = work.attachments / spec.file_name
