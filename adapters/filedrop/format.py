@@ -35,7 +35,7 @@ def known_encoding(value: str) -> str:
 #: An encoding name Python knows (checked when the configuration is loaded).
 Encoding = Annotated[str, AfterValidator(known_encoding)]
 
-__all__ = ["NS", "AttachmentSpec", "ParsedDocument", "check_file_name", "parse", "referenced_files", "render"]
+__all__ = ["NS", "AttachmentSpec", "ParsedDocument", "Reading", "check_file_name", "parse", "read", "render"]
 
 NS = "urn:kurier:filedrop:1"
 _Q = "{" + NS + "}"
@@ -91,6 +91,19 @@ class ParsedDocument:
     envelope: Envelope
     attachments: list[AttachmentSpec]
     guid_derived: bool
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one parse of a metadata file tells: the files to claim with it, and the document or its refusal.
+
+    ``files`` is None when the bytes are no Kurier document at all (not XML, hostile, another root): then
+    nothing beside it belongs to it. A document refused for its content still lists its files, so they
+    travel with it to ``failed/``.
+    """
+
+    files: list[str] | None
+    result: ParsedDocument | Refused
 
 
 def _root(data: bytes, what: str, max_bytes: int, encoding: str) -> etree._Element:
@@ -200,23 +213,43 @@ def _attachment(element: etree._Element, what: str) -> AttachmentSpec:
     )
 
 
-def referenced_files(data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8") -> list[str]:
-    """The attachment names a metadata file lists (plain names only), for pick-up before a full parse."""
-    root = _root(data, what, max_bytes, encoding)
+def _listed(root: etree._Element, what: str) -> list[str]:
+    """The attachment names a metadata file lists (plain names only): what to claim together with it."""
     names = []
     for element in root.iterfind(f"{_Q}Attachments/{_Q}Attachment/{_Q}FileName"):
         try:
             names.append(check_file_name((element.text or "").strip(), what))
         except Refused:
-            continue  # the full parse refuses it; here we only gather what to claim with the XML
+            continue  # _document refuses it; here we only gather what to claim with the XML
     return names
+
+
+def read(
+    data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8", default_sender: Party | None = None
+) -> Reading:
+    """Parse a metadata file once: the files it lists and the document, or why ``what`` (a file name) is refused."""
+    try:
+        root = _root(data, what, max_bytes, encoding)
+    except Refused as exc:
+        return Reading(None, exc)
+    files = _listed(root, what)
+    try:
+        return Reading(files, _document(root, data, what, default_sender))
+    except Refused as exc:
+        return Reading(files, exc)
 
 
 def parse(
     data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8", default_sender: Party | None = None
 ) -> ParsedDocument:
     """Read a metadata file, or raise :class:`Refused` naming what is wrong with ``what`` (a file name)."""
-    root = _root(data, what, max_bytes, encoding)
+    result = read(data, what=what, max_bytes=max_bytes, encoding=encoding, default_sender=default_sender).result
+    if isinstance(result, Refused):
+        raise result
+    return result
+
+
+def _document(root: etree._Element, data: bytes, what: str, default_sender: Party | None) -> ParsedDocument:
     top = _children(root, (*_TEXT, "Sender", "Recipient", "Correspondents", "Attachments"), what)
     texts = {tag: _text(top.get(tag), what) for tag in _TEXT}
     fields: dict[str, object] = {_TEXT[tag]: value for tag, value in texts.items()}
