@@ -11,6 +11,7 @@ import pytest
 
 import adapters.filedrop.format as filedrop_format
 import adapters.filedrop.inbox as filedrop_inbox
+import adapters.filedrop.watch as filedrop_watch
 from adapters.base import AdapterContext, Receipt
 from adapters.filedrop import FiledropSource, Settings
 from adapters.filedrop.claims import claim
@@ -99,6 +100,19 @@ def test_a_document_rewritten_after_it_was_read_is_read_again(
     # When it is claimed, Then what is submitted is the new content, parsed again for it
     assert source(ctx, Clock()).poll_once(intake) == 1
     assert [e.subject for e in intake.submitted] == ["Ново, по-дълго съдържание"] and parses == ["doc.xml"] * 2
+
+
+def test_a_backlog_beyond_the_memory_budget_is_parsed_again_when_claimed(
+    ctx: AdapterContext, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an inbox whose backlog is larger than the parses the watcher keeps (here: about two documents)
+    inbox, intake = ctx.data_dir / "inbox", FakeIntake(ctx.store)
+    written = [write_document(inbox, SampleDocument(subject=f"№ {i}"), stem=f"doc-{i}") for i in range(5)]
+    monkeypatch.setattr(filedrop_watch, "KEEP_XML_BYTES", 2 * written[0].xml.stat().st_size + 100)
+    # When it is taken in, Then every document is accepted whole, those beyond the budget parsed a second time
+    assert source(ctx, Clock()).poll_once(intake) == 5
+    assert sorted(e.document_guid for e in intake.submitted) == sorted(w.document_guid or "" for w in written)
+    assert all(len(e.attachments) == 1 for e in intake.submitted) and len(parses) == 5 + 3
 
 
 @pytest.mark.parametrize("batch", [200, 20])
