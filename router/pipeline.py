@@ -17,9 +17,9 @@ from router.routing import Route, RoutingTable
 from router.transform import Transformer
 from schemas.envelope import Envelope, EnvelopeStatus
 from schemas.errors import KurierError, Permanent, Refused
-from schemas.identifiers import InvalidIdentifier, validate_eik
 from schemas.limits import Limits
 from schemas.payloads import PayloadStore
+from schemas.validation import check_envelope
 from signing.base import Signer
 
 __all__ = ["Pipeline", "StageTimer"]
@@ -50,22 +50,11 @@ class Pipeline:
     # -- validate (at intake) -------------------------------------------------------------------
     def admit(self, env: Envelope) -> Route:
         """Validate ``env``; return its route or raise :class:`Refused` saying what is wrong and why."""
-        self._check_party(env.sender.eik, env.sender.guid, "sender")
-        self._check_party(env.recipient.eik, env.recipient.guid, "recipient")
-        if not env.kind:
-            raise Refused("the document kind (DocKind, e.g. \"Заповед\") is missing", code="invalid-document")
-        if len(env.attachments) > self.limits.max_attachments:
-            raise Refused(f"{len(env.attachments)} attachments; at most {self.limits.max_attachments} are allowed",
-                          code="too-large")
-        total = 0
+        check_envelope(env, self.limits)
         for att in env.attachments:
-            total += att.size
             if self.store.size(att.sha256) != att.size:
                 raise Refused(f"attachment {att.file_name!r} is not in the payload store as declared "
                               f"({att.size} bytes, SHA-256 {att.sha256[:12]}…)", code="missing-attachment")
-        if total > self.limits.max_document_bytes:
-            raise Refused(f"the document's files total {total} bytes; the limit is {self.limits.max_document_bytes}",
-                          code="too-large")
         route = self.routing.resolve(env)
         if route is None:
             who = env.recipient.eik or env.recipient.guid
@@ -73,16 +62,6 @@ class Pipeline:
                           "there is no default_route; add a route for it to the configuration",
                           code="unknown-recipient")
         return route
-
-    @staticmethod
-    def _check_party(eik: str | None, guid: str | None, role: str) -> None:
-        if not eik and not guid:
-            raise Refused(f"the {role} has neither an EIK nor a SEOS GUID", code=f"missing-{role}")
-        if eik:
-            try:
-                validate_eik(eik)
-            except InvalidIdentifier as exc:
-                raise Refused(f"{role}: {exc}", code="invalid-eik") from exc
 
     # -- transform, sign, route (queued) --------------------------------------------------------
     def process(self, env: Envelope, timer: StageTimer) -> PlanOutcome:

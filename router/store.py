@@ -84,9 +84,12 @@ class FileStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_name, target)
             return StoredFile(digest, size)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+            if isinstance(exc, OSError) and exc.filename is None:
+                # A failed write or fsync names no file; name it, so a full disk can be told where it is.
+                raise OSError(exc.errno, exc.strerror, tmp_name) from exc
             raise
 
     def put_file(self, path: Path, *, limit: int | None = None) -> StoredFile:

@@ -205,7 +205,8 @@ default_route: {deliver_to: [archive]}
     import yaml
 
     migrated = yaml.safe_load(suggested)["connections"]
-    assert migrated["ais"] == {"adapter": "filedrop", "inbox": "in/ais", "encoding": "windows-1251", "outbox": "out/ais"}
+    assert migrated["ais"] == {"adapter": "filedrop", "inbox": "in/ais", "encoding": "windows-1251",
+                               "outbox": "out/ais"}
     assert migrated["archive"] == {"adapter": "filedrop", "outbox": "out/archive"}
     # And the suggestion, pasted in, loads
     write(tmp_path, yaml.safe_dump({"connections": migrated, "default_route": {"deliver_to": ["archive"]}}))

@@ -4,6 +4,11 @@ A document is claimed by ``os.rename`` of its XML into ``.work/<id>/``: of two p
 processes or hosts sharing the folder) only one rename can succeed. The work dir is locked
 (``flock``) while it is handled, so a poller resuming work left by a crash never takes a document
 another poller is handling right now. The lock is created before the work dir becomes visible.
+
+Every step can fail (a full disk fails any of them) and none strands a document: a step before the
+XML's rename is undone, leaving the document in the inbox as it was; after it the document is claimed,
+and what is not done yet (files still in the inbox, the note, the move to ``processed/`` or ``failed/``)
+is done when it is next handled, by this process or after a restart.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ try:  # Kurier runs on Linux; without fcntl (Windows) a single poller per inbox 
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ATTACHMENTS", "LOCK", "WorkDir", "claim", "leftover_work", "lock_work"]
+__all__ = ["ATTACHMENTS", "ERROR_NOTE", "LOCK", "RECEIPT_NOTE", "WorkDir", "claim", "complete", "leftover_work",
+           "lock_work", "write_whole"]
 
 LOCK = ".lock"
 _STALE_CLAIM = 3600.0  # seconds after which an unfinished claim folder is a crash's leftover
 ATTACHMENTS = "attachments"  # attachments live in a sub-folder so no name can clash with the XML or notes
+RECEIPT_NOTE, ERROR_NOTE = ".receipt.txt", ".error.txt"  # <stem><suffix>: accepted, refused
 
 
 class WorkDir:
@@ -40,10 +47,21 @@ class WorkDir:
     def attachments(self) -> Path:
         return self.path / ATTACHMENTS
 
+    @property
+    def locked(self) -> bool:
+        return self._fd is not None
+
     def metadata(self) -> Path | None:
         """The document's XML: the only ``*.xml`` directly in the work dir."""
         found = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() == ".xml"]
         return found[0] if len(found) == 1 else None
+
+    def note(self) -> Path | None:
+        """The note of a document decided (accepted or refused) but not moved on yet, if there is one."""
+        for path in self.path.iterdir():
+            if not path.name.startswith(".") and path.name.endswith((RECEIPT_NOTE, ERROR_NOTE)):
+                return path  # written whole or not at all (write_whole): its presence is the decision
+        return None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -67,7 +85,7 @@ class WorkDir:
                 raise
         else:  # pragma: no cover
             raise OSError(f"no free name for {stem} in {parent}")
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # a lock file left in processed/ is harmless
             (target / LOCK).unlink()
         self.path = target
         self.release()
@@ -102,28 +120,70 @@ def claim(
 ) -> WorkDir | None:
     """Move ``xml_name`` and its files into a new locked work dir; None if another poller won.
 
-    ``attachments`` go to ``attachments/``, ``extras`` (the ``.ready`` marker) beside the XML.
+    ``attachments`` go to ``attachments/``, ``extras`` (the ``.ready`` marker) beside the XML. Raises the
+    ``OSError`` of a failed step before the XML moved, after undoing what it did. A file that cannot be
+    moved after the XML stays in the inbox: :func:`complete` moves it when the document is read.
     """
     token = f"{time.time_ns():x}-{secrets.token_hex(4)}"
     hidden = work_root / f".claim-{token}"
     hidden.mkdir(parents=True)
-    fd = _lock(hidden)
-    if fd is None:  # cannot happen unless someone cleans up our fresh folder: leave the XML for the next poll
-        return None
-    work = WorkDir(work_root / token, fd)
-    os.rename(hidden, work.path)  # visible only once locked
+    fd: int | None = None
+    try:
+        (hidden / ATTACHMENTS).mkdir()  # before the XML moves: a claimed document never lacks it
+        fd = _lock(hidden)
+        if fd is None:  # cannot happen unless someone cleans up our fresh folder: leave the XML for the next poll
+            shutil.rmtree(hidden, ignore_errors=True)
+            return None
+        work = WorkDir(work_root / token, fd)
+        os.rename(hidden, work.path)  # visible only once locked
+    except BaseException:
+        shutil.rmtree(hidden, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+        raise
     try:
         os.rename(inbox / xml_name, work.path / xml_name)  # the claim: exactly one poller succeeds
-    except FileNotFoundError:
-        shutil.rmtree(work.path, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(work.path, ignore_errors=True)  # holds nothing but the lock and an empty attachments/
         work.release()
-        return None
-    work.attachments.mkdir()
+        if isinstance(exc, FileNotFoundError):
+            return None
+        raise
+    with contextlib.suppress(OSError):  # claimed all the same: complete() moves the rest when it is read
+        _move(inbox, work, attachments, extras)
+    return work
+
+
+def complete(inbox: Path, work: WorkDir, files: Iterable[str], extras: Iterable[str] = ()) -> None:
+    """Move into ``work`` the listed files still in the inbox: a crash or a full disk stopped the claim before."""
+    work.attachments.mkdir(exist_ok=True)  # earlier versions made it only after the XML moved
+    _move(inbox, work, (n for n in files if not os.path.lexists(work.attachments / n)),
+          (n for n in extras if not os.path.lexists(work.path / n)))
+
+
+def _move(inbox: Path, work: WorkDir, attachments: Iterable[str], extras: Iterable[str]) -> None:
     for names, folder in ((attachments, work.attachments), (extras, work.path)):
         for name in names:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):  # not there: a missing attachment is refused when read
                 os.rename(inbox / name, folder / name)
-    return work
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a hidden temporary name, then a rename; nothing is left if it fails."""
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
 
 
 def _age(path: Path) -> float:
@@ -141,9 +201,10 @@ def leftover_work(work_root: Path) -> list[Path]:
     for entry in sorted(work_root.iterdir()):
         if entry.name.startswith(".claim-"):
             # Only old ones: a fresh one may be another poller's, between its mkdir and its lock.
-            if _age(entry) > _STALE_CLAIM and (fd := _lock(entry)) is not None:
-                shutil.rmtree(entry, ignore_errors=True)  # holds nothing but the lock file
-                os.close(fd)
+            with contextlib.suppress(OSError):  # cleaning up can wait for the next poll
+                if _age(entry) > _STALE_CLAIM and (fd := _lock(entry)) is not None:
+                    shutil.rmtree(entry, ignore_errors=True)  # holds nothing but the lock file
+                    os.close(fd)
         elif entry.is_dir() and not entry.name.startswith("."):
             found.append(entry)
     return found

@@ -35,7 +35,7 @@ def known_encoding(value: str) -> str:
 #: An encoding name Python knows (checked when the configuration is loaded).
 Encoding = Annotated[str, AfterValidator(known_encoding)]
 
-__all__ = ["NS", "AttachmentSpec", "ParsedDocument", "check_file_name", "parse", "referenced_files", "render"]
+__all__ = ["NS", "AttachmentSpec", "ParsedDocument", "Reading", "check_file_name", "parse", "read", "render"]
 
 NS = "urn:kurier:filedrop:1"
 _Q = "{" + NS + "}"
@@ -91,6 +91,19 @@ class ParsedDocument:
     envelope: Envelope
     attachments: list[AttachmentSpec]
     guid_derived: bool
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one parse of a metadata file tells: the files to claim with it, and the document or its refusal.
+
+    ``files`` is None when the bytes are no Kurier document at all (not XML, hostile, another root): then
+    nothing beside it belongs to it. A document refused for its content still lists its files, so they
+    travel with it to ``failed/``.
+    """
+
+    files: list[str] | None
+    result: ParsedDocument | Refused
 
 
 def _root(data: bytes, what: str, max_bytes: int, encoding: str) -> etree._Element:
@@ -167,8 +180,10 @@ def _party(element: etree._Element | None, label: str, what: str) -> Party | Non
     if element is None:
         return None
     values = {_PARTY[k]: _text(v, what) for k, v in _children(element, tuple(_PARTY), what).items()}
-    if not values.get("eik") and not values.get("guid"):
-        raise Refused(f"{what}: <{label}> needs an <EIK> or a <GUID>", code="invalid-document")
+    if not values.get("eik") and not values.get("guid") and not values.get("name"):
+        return None  # an empty element counts as absent
+    # Neither EIK nor GUID (a name only) passes: the hub's validation refuses it, with the code every
+    # source's documents get for it (schemas.validation).
     try:
         return Party(eik=values.get("eik"), guid=values.get("guid"), name=values.get("name") or "")
     except ValidationError as exc:
@@ -198,46 +213,54 @@ def _attachment(element: etree._Element, what: str) -> AttachmentSpec:
     )
 
 
-def referenced_files(data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8") -> list[str]:
-    """The attachment names a metadata file lists (plain names only), for pick-up before a full parse."""
-    root = _root(data, what, max_bytes, encoding)
+def _listed(root: etree._Element, what: str) -> list[str]:
+    """The attachment names a metadata file lists (plain names only): what to claim together with it."""
     names = []
     for element in root.iterfind(f"{_Q}Attachments/{_Q}Attachment/{_Q}FileName"):
         try:
             names.append(check_file_name((element.text or "").strip(), what))
         except Refused:
-            continue  # the full parse refuses it; here we only gather what to claim with the XML
+            continue  # _document refuses it; here we only gather what to claim with the XML
     return names
+
+
+def read(
+    data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8", default_sender: Party | None = None
+) -> Reading:
+    """Parse a metadata file once: the files it lists and the document, or why ``what`` (a file name) is refused."""
+    try:
+        root = _root(data, what, max_bytes, encoding)
+    except Refused as exc:
+        return Reading(None, exc)
+    files = _listed(root, what)
+    try:
+        return Reading(files, _document(root, data, what, default_sender))
+    except Refused as exc:
+        return Reading(files, exc)
 
 
 def parse(
     data: bytes, *, what: str, max_bytes: int, encoding: str = "utf-8", default_sender: Party | None = None
 ) -> ParsedDocument:
     """Read a metadata file, or raise :class:`Refused` naming what is wrong with ``what`` (a file name)."""
-    root = _root(data, what, max_bytes, encoding)
+    result = read(data, what=what, max_bytes=max_bytes, encoding=encoding, default_sender=default_sender).result
+    if isinstance(result, Refused):
+        raise result
+    return result
+
+
+def _document(root: etree._Element, data: bytes, what: str, default_sender: Party | None) -> ParsedDocument:
     top = _children(root, (*_TEXT, "Sender", "Recipient", "Correspondents", "Attachments"), what)
     texts = {tag: _text(top.get(tag), what) for tag in _TEXT}
     fields: dict[str, object] = {_TEXT[tag]: value for tag, value in texts.items()}
     for tag in ("RegDate", "Deadline"):
         fields[_TEXT[tag]] = _date(texts[tag], tag, what)
-    recipient = _party(top.get("Recipient"), "Recipient", what)
-    sender = _party(top.get("Sender"), "Sender", what) or default_sender
-    missing = [
-        tag
-        for tag, value in (
-            ("Recipient", recipient),
-            ("Sender", sender),
-            ("Kind", fields["kind"]),
-            ("Subject", fields["subject"]),
-        )
-        if not value
-    ]
-    if missing:
-        hint = " (or configure sender_eik for this inbox)" if "Sender" in missing else ""
-        raise Refused(
-            f"{what}: required element(s) missing or empty: {', '.join(f'<{m}>' for m in missing)}{hint}",
-            code="invalid-document",
-        )
+    recipient = _party(top.get("Recipient"), "Recipient", what) or Party()
+    sender = _party(top.get("Sender"), "Sender", what) or default_sender or Party()
+    # Parties and kind are checked by the hub for every source alike (schemas.validation, one code each);
+    # the subject is this format's own rule.
+    if not fields["subject"]:
+        raise Refused(f"{what}: required element missing or empty: <Subject>", code="invalid-document")
     guid_derived = fields["document_guid"] is None
     if guid_derived:
         fields["document_guid"] = "{" + str(uuid.uuid5(_GUID_NAMESPACE, hashlib.sha256(data).hexdigest())) + "}"

@@ -2,34 +2,69 @@
 
 Folders: ``<inbox>/`` (the AIS writes here), ``.work/`` (claimed, being handled; survives a crash),
 ``processed/`` and ``failed/`` (one sub-folder per document, with a note saying what happened).
+
+A poll claims and reads up to :data:`BATCH` documents, submits them to the hub together
+(:meth:`~adapters.base.Intake.submit_many`: one journal transaction), then finishes each: the receipt
+to ``processed/``, the refusal to ``failed/``. Whatever fails on the way (the hub unavailable, a full
+disk) keeps a document claimed in ``.work/`` and it is tried again, backing off. A document already
+decided is then only moved on, not submitted again; after a restart, the hub recognises a resubmitted
+document (DocumentGUID and content) and accepts it once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import mimetypes
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.base import AdapterContext, Intake, PollingSource
-from adapters.filedrop.claims import ATTACHMENTS, LOCK, WorkDir, claim, leftover_work, lock_work
-from adapters.filedrop.format import parse
+from adapters.base import AdapterContext, Intake, PollingSource, Receipt
+from adapters.filedrop.claims import (
+    ATTACHMENTS,
+    ERROR_NOTE,
+    LOCK,
+    RECEIPT_NOTE,
+    WorkDir,
+    claim,
+    leftover_work,
+    lock_work,
+    write_whole,
+)
+from adapters.filedrop.errors import DiskFullLog, disk_full, disk_full_error
+from adapters.filedrop.reading import DocumentReader
 from adapters.filedrop.settings import Settings
-from adapters.filedrop.watch import InboxWatcher
-from schemas.envelope import AttachmentRef, Envelope, Party
+from adapters.filedrop.watch import InboxWatcher, Ready
+from schemas.envelope import Envelope
 from schemas.errors import ConfigError, KurierError, Refused
-from schemas.payloads import PayloadStore
 
 __all__ = ["BATCH", "FiledropSource"]
 
 log = logging.getLogger("kurier.adapters.filedrop")
 
-BATCH = 200  # documents per poll: keeps one poll short however large a backlog the AIS dumped
+BATCH = 200  # documents per poll and per submit: keeps one poll short however large a backlog the AIS dumped
+
+
+@dataclass
+class _Claimed:
+    work: WorkDir
+    xml: Path
+    ready: Ready | None = None  # what the watcher saw, with the XML's parse; None when resumed from .work/
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Where a handled document goes, and its note (None once written)."""
+
+    parent: Path
+    suffix: str
+    note: str | None
+    cid: str | None = None
 
 
 class FiledropSource(PollingSource):
@@ -55,147 +90,145 @@ class FiledropSource(PollingSource):
                 "check the path and that the hub may write there"
             ) from exc
         self._clock = clock
+        self._reader = DocumentReader(name, settings, ctx.limits, self.inbox)
         self._watcher = InboxWatcher(
             self.inbox,
             settle_seconds=settings.settle_seconds,
             require_marker=settings.require_marker,
-            encoding=settings.encoding,
             max_xml_bytes=ctx.limits.max_xml_bytes,
+            read=self._reader.parse,
             clock=clock,
         )
-        self._retry_at: dict[str, float] = {}  # work dir -> next try after a transient failure
+        self._retry_at: dict[str, float] = {}  # work dir (or inbox XML) -> next try after a failure
         self._failures: dict[str, int] = {}
+        self._decided: dict[str, _Decision] = {}  # work dir -> decided, but its note or move failed
+        self._disk = DiskFullLog(log, name, clock)
 
     def poll_once(self, intake: Intake) -> int:
+        claimed: list[_Claimed] = []
+        try:
+            done = self._resume(claimed)
+            self._claim(claimed)
+            return done + self._submit(claimed, intake)
+        finally:
+            for item in claimed:
+                if item.work.locked:  # left by an unexpected error: keep it for a later try, never lock it away
+                    self._back_off(item.work.path.name, item.work)
+
+    # -- gathering a batch ---------------------------------------------------------------------
+    def _resume(self, claimed: list[_Claimed]) -> int:
+        """Take up what is left in .work/: an earlier crash, or a failure whose retry is due."""
         done, now = 0, self._clock()
-        # First whatever is left in .work/: an earlier crash, or a transient failure due for a retry.
         for path in leftover_work(self.work):
-            if done >= BATCH:
-                return done
-            if self._retry_at.get(path.name, 0.0) <= now and (work := lock_work(path)) is not None:
-                done += self._handle(work, intake)
-        for ready in self._watcher.ready(BATCH - done):
-            work = claim(self.inbox, self.work, ready.xml, ready.attachments, ready.extras)
-            if work is not None:  # None: another poller renamed it first
-                done += self._handle(work, intake)
+            if len(claimed) >= BATCH:
+                break
+            if self._retry_at.get(path.name, 0.0) > now:
+                continue
+            try:
+                work = lock_work(path)
+            except OSError as exc:  # its lock file is gone, and creating one failed
+                self._back_off(path.name)
+                if (full := disk_full(exc)) is not None:
+                    self._disk.met(disk_full_error(full, path), self._waiting)
+                else:
+                    log.warning("source %s: cannot lock %s (%s); trying again later", self.name, path, exc)
+                continue
+            if work is None:  # another poller is handling it
+                continue
+            xml = work.metadata()
+            if xml is None:
+                self._no_metadata(work)
+                continue
+            decision = self._decided.get(path.name) or self._decision_on_disk(work)
+            if decision is not None:
+                done += self._finish(work, xml, decision)
+            else:
+                claimed.append(_Claimed(work, xml))
         return done
 
-    # -- handling one claimed document ---------------------------------------------------------
-    def _handle(self, work: WorkDir, intake: Intake) -> int:
-        """Handle a locked work dir; 1 when it reached processed/ or failed/, 0 when kept for later."""
-        xml = work.metadata()
-        if xml is None:
-            attachments = list(work.attachments.iterdir()) if work.attachments.is_dir() else []
-            if {p.name for p in work.path.iterdir()} <= {LOCK, ATTACHMENTS} and not attachments:
-                shutil.rmtree(work.path, ignore_errors=True)  # a crash between mkdir and the claim rename
-            else:
-                log.error("source %s: %s holds no single metadata XML; an operator must look", self.name, work.path)
-            work.release()
-            return 0
-        try:
-            envelope = self._envelope(work, xml, intake.store)
-        except Refused as exc:
+    def _decision_on_disk(self, work: WorkDir) -> _Decision | None:
+        note = work.note()  # written whole, so its presence is the decision (a restart since)
+        if note is None:
+            return None
+        if note.name.endswith(RECEIPT_NOTE):
+            return _Decision(self.processed, RECEIPT_NOTE, None)
+        return _Decision(self.failed, ERROR_NOTE, None)
+
+    def _no_metadata(self, work: WorkDir) -> None:
+        attachments = list(work.attachments.iterdir()) if work.attachments.is_dir() else []
+        if {p.name for p in work.path.iterdir()} <= {LOCK, ATTACHMENTS} and not attachments:
+            shutil.rmtree(work.path, ignore_errors=True)  # a crash between the claim's mkdir and its rename
+        else:
+            log.error("source %s: %s holds no single metadata XML; an operator must look (looked at again "
+                      "in an hour)", self.name, work.path)
+            self._retry_at[work.path.name] = self._clock() + 3600
+        work.release()
+
+    def _claim(self, claimed: list[_Claimed]) -> None:
+        now = self._clock()
+        for ready in self._watcher.ready(BATCH - len(claimed)):
+            if self._retry_at.get(ready.xml, 0.0) > now:
+                continue
             try:
-                journal_id = intake.refuse(self.name, xml.name, exc)
-            except Exception:
-                return self._later(work, xml, "could not journal the refusal")
-            return self._fail(work, xml, exc, journal_id)
-        except Exception:
-            return self._later(work, xml, "could not read it")
+                work = claim(self.inbox, self.work, ready.xml, ready.attachments, ready.extras)
+            except OSError as exc:  # every step undone: the document is in the inbox as it was
+                delay = self._back_off(ready.xml)
+                if (full := disk_full(exc)) is not None:
+                    self._disk.met(disk_full_error(full, self.work), self._waiting)
+                    break  # the others would not fit either
+                log.warning("source %s: %s could not be claimed (%s); left in the inbox, next try in %.0fs",
+                            self.name, ready.xml, exc, delay)
+                continue
+            if work is not None:  # None: another poller renamed it first
+                self._retry_at.pop(ready.xml, None)
+                self._failures.pop(ready.xml, None)
+                claimed.append(_Claimed(work, work.path / ready.xml, ready))
+
+    # -- reading, submitting, finishing ----------------------------------------------------------
+    def _submit(self, claimed: list[_Claimed], intake: Intake) -> int:
+        done, full = 0, False
+        batch: list[tuple[_Claimed, Envelope]] = []
+        for item in claimed:
+            if full:  # the disk is full: the rest wait without trying
+                self._back_off(item.work.path.name, item.work)
+                continue
+            try:
+                envelope = self._reader.envelope(item.work, item.xml, item.ready, intake.store)
+            except Refused as exc:
+                done += self._refuse(item, exc, intake)
+            except Exception as exc:
+                full = disk_full(exc) is not None
+                self._later(item.work, item.xml, "could not read it")
+            else:
+                batch.append((item, envelope))
+        if not batch:
+            return done
         try:
-            receipt = intake.submit(envelope)
-        except Refused as exc:
-            return self._fail(work, xml, exc, exc.journal_id)
-        except Exception as exc:  # Transient or a bug: the document stays claimed and is retried
-            return self._later(work, xml, f"submit failed ({exc})")
+            results = intake.submit_many([envelope for _, envelope in batch])
+        except Exception as exc:  # Transient or a bug: the whole batch stays claimed and is submitted again
+            self._later_all([item for item, _ in batch], f"submit failed ({exc})")
+            return done
+        for (item, envelope), result in zip(batch, results, strict=True):
+            if isinstance(result, Receipt):
+                done += self._accepted(item, envelope, result)
+            else:
+                done += self._fail(item.work, item.xml, result, result.journal_id)
+        return done
+
+    def _refuse(self, item: _Claimed, error: Refused, intake: Intake) -> int:
+        try:
+            journal_id = intake.refuse(self.name, item.xml.name, error)
+        except Exception:
+            return self._later(item.work, item.xml, "could not journal the refusal")
+        return self._fail(item.work, item.xml, error, journal_id)
+
+    def _accepted(self, item: _Claimed, envelope: Envelope, receipt: Receipt) -> int:
         note = (
             f"Документът е приет / Document accepted\n\nЖурнал / Journal id: {receipt.envelope_id}\n"
             f"DocumentGUID: {envelope.document_guid}\nПовторен / Duplicate: {receipt.duplicate}\n"
             f"Време / Time: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
         )
-        return self._finish(work, xml, self.processed, ".receipt.txt", note, envelope.id)
-
-    def _envelope(self, work: WorkDir, xml: Path, store: PayloadStore) -> Envelope:
-        limits = self.ctx.limits
-        if xml.stat().st_size > limits.max_xml_bytes:
-            raise Refused(
-                f"{xml.name}: larger than the {limits.max_xml_bytes} bytes allowed for a metadata XML", code="too-large"
-            )
-        data = xml.read_bytes()
-        parsed = parse(
-            data,
-            what=xml.name,
-            max_bytes=limits.max_xml_bytes,
-            encoding=self.settings.encoding,
-            default_sender=self._default_sender(),
-        )
-        if len(parsed.attachments) > limits.max_attachments:
-            raise Refused(
-                f"{xml.name}: {len(parsed.attachments)} attachments, at most {limits.max_attachments} are allowed",
-                code="too-many-attachments",
-            )
-        budget, refs = limits.max_document_bytes - len(data), []
-        for spec in parsed.attachments:
-            path = work.attachments / spec.file_name
-            if not os.path.lexists(path) and (self.inbox / spec.file_name).is_file():
-                os.rename(self.inbox / spec.file_name, path)  # claimed, then a crash before it was moved
-            if not os.path.lexists(path):
-                raise Refused(
-                    f"{xml.name}: attachment {spec.file_name!r} is not in the inbox; write every "
-                    "attachment beside the XML before the XML itself",
-                    code="missing-attachment",
-                )
-            if path.is_symlink() or not path.is_file():
-                raise Refused(
-                    f"{xml.name}: attachment {spec.file_name!r} is not a regular file", code="invalid-document"
-                )
-            try:
-                stored = store.put_file(path, limit=max(budget, 0))
-            except Refused as exc:
-                raise Refused(
-                    f"{xml.name}: the document's files together exceed the {limits.max_document_bytes} "
-                    f"bytes allowed (at {spec.file_name!r})",
-                    code=exc.code,
-                ) from None
-            budget -= stored.size
-            if (spec.size is not None and spec.size != stored.size) or (spec.sha256 and spec.sha256 != stored.sha256):
-                raise Refused(
-                    f"{xml.name}: attachment {spec.file_name!r} is {stored.size} bytes with SHA-256 "
-                    f"{stored.sha256}, not what <Size>/<SHA256> declare; was it copied completely?",
-                    code="attachment-mismatch",
-                )
-            mime = spec.mime_type or mimetypes.guess_type(spec.file_name)[0] or "application/octet-stream"
-            refs.append(
-                AttachmentRef(
-                    file_name=spec.file_name,
-                    mime_type=mime,
-                    size=stored.size,
-                    sha256=stored.sha256,
-                    comment=spec.comment,
-                )
-            )
-        sender = self._check_sender(parsed.envelope.sender, xml.name)
-        return parsed.envelope.model_copy(update={"source": self.name, "attachments": refs, "sender": sender})
-
-    def _default_sender(self) -> Party | None:
-        s = self.settings
-        if not (s.sender_eik or s.sender_guid):
-            return None
-        return Party(eik=s.sender_eik, guid=s.sender_guid, name=s.sender_name or "")
-
-    def _check_sender(self, party: Party, what: str) -> Party:
-        """Every sender is who it claims to be: an inbox speaks only for the AIS configured for it."""
-        s = self.settings
-        for label, configured, stated in (("EIK", s.sender_eik, party.eik), ("GUID", s.sender_guid, party.guid)):
-            if configured and stated and configured.strip() != stated.strip():
-                raise Refused(
-                    f"{what}: <Sender><{label}> is {stated!r}, but inbox {self.name!r} speaks only for "
-                    f"{configured!r}; a document may only be sent in the name of the AIS that owns the inbox",
-                    code="sender-mismatch",
-                )
-        return Party(
-            eik=party.eik or s.sender_eik, guid=party.guid or s.sender_guid, name=party.name or s.sender_name or ""
-        )
+        return self._finish(item.work, item.xml, _Decision(self.processed, RECEIPT_NOTE, note, envelope.id))
 
     def _fail(self, work: WorkDir, xml: Path, error: KurierError, journal_id: str | None) -> int:
         log.warning("source %s: %s refused (%s, journal id %s): %s", self.name, xml.name, error.code, journal_id, error)
@@ -206,26 +239,34 @@ class FiledropSource(PollingSource):
             "Поправете документа и го поставете отново във входящата папка.\n"
             "Fix the document and drop it into the inbox again.\n"
         )
-        return self._finish(work, xml, self.failed, ".error.txt", note, journal_id)
+        return self._finish(work, xml, _Decision(self.failed, ERROR_NOTE, note, journal_id))
 
-    def _finish(self, work: WorkDir, xml: Path, parent: Path, suffix: str, note: str, cid: str | None) -> int:
+    def _finish(self, work: WorkDir, xml: Path, decision: _Decision) -> int:
         name = work.path.name
         try:
-            (work.path / f"{xml.stem}{suffix}").write_text(note, encoding="utf-8-sig")  # BOM: old Notepad
-            target = work.finish(parent, xml.stem)
+            if decision.note is not None:
+                # The BOM is for old Notepad; written whole, so a note present after a restart is the decision.
+                write_whole(work.path / f"{xml.stem}{decision.suffix}", decision.note.encode("utf-8-sig"))
+                decision = _Decision(decision.parent, decision.suffix, None, decision.cid)
+            target = work.finish(decision.parent, xml.stem)
         except OSError:
-            return self._later(work, xml, f"could not move it to {parent}")
+            self._decided[name] = decision  # decided: next time it is only moved on
+            return self._later(work, xml, f"could not move it to {decision.parent}")
+        self._decided.pop(name, None)
         self._retry_at.pop(name, None)
         self._failures.pop(name, None)
-        log.info("source %s: %s -> %s (id %s)", self.name, xml.name, target, cid)
+        self._disk.ok()  # a note written: space for documents (a claim may take none, so it does not tell)
+        log.info("source %s: %s -> %s (id %s)", self.name, xml.name, target, decision.cid)
         return 1
 
+    # -- keeping documents for later -------------------------------------------------------------
     def _later(self, work: WorkDir, xml: Path, why: str) -> int:
         """Keep the claimed document in .work/ and try again later, backing off up to a minute."""
-        name = work.path.name
-        failures = self._failures[name] = self._failures.get(name, 0) + 1
-        delay = min(60.0, self.poll_interval * 2 ** min(failures, 6))
-        self._retry_at[name] = self._clock() + delay
+        delay = self._back_off(work.path.name, work)
+        error = sys.exc_info()[1]
+        if (full := disk_full(error)) is not None:  # said once for all documents, not per document and poll
+            self._disk.met(disk_full_error(full, work.path), self._waiting)
+            return 0
         log.warning(
             "source %s: %s %s; kept in %s, next try in %.0fs",
             self.name,
@@ -233,7 +274,32 @@ class FiledropSource(PollingSource):
             why,
             work.path,
             delay,
-            exc_info=not isinstance(sys.exc_info()[1], KurierError),
+            exc_info=not isinstance(error, KurierError),
         )  # a traceback only for the unexpected
-        work.release()
         return 0
+
+    def _later_all(self, items: Sequence[_Claimed], why: str) -> None:
+        """Keep a whole batch claimed in .work/ and submit it again later: one log line for all of it."""
+        delay = max(self._back_off(item.work.path.name, item.work) for item in items)
+        log.warning(
+            "source %s: %d document(s) %s; kept in %s, next try in %.0fs",
+            self.name,
+            len(items),
+            why,
+            self.work,
+            delay,
+            exc_info=not isinstance(sys.exc_info()[1], KurierError),
+        )
+
+    def _back_off(self, key: str, work: WorkDir | None = None) -> float:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(60.0, self.poll_interval * 2 ** min(failures, 6))
+        self._retry_at[key] = self._clock() + delay
+        if work is not None:
+            work.release()
+        return delay
+
+    def _waiting(self) -> int:
+        with contextlib.suppress(OSError):
+            return self._watcher.waiting + sum(1 for e in os.scandir(self.work) if not e.name.startswith("."))
+        return self._watcher.waiting

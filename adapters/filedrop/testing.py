@@ -65,7 +65,7 @@ BAD_DOCUMENTS: dict[str, str] = {
     "billion-laughs": "hostile-xml",  # entity expansion bomb
     "bad-encoding": "bad-encoding",  # windows-1251 bytes, declared UTF-8
     "path-traversal": "invalid-document",  # attachment name reaching out of the inbox
-    "missing-recipient": "invalid-document",
+    "missing-recipient": "missing-recipient",  # parsed fine; the hub's validation refuses it
     "invalid-eik": "invalid-eik",  # parsed fine; the hub's validation refuses it
     "sender-mismatch": "sender-mismatch",  # needs an inbox configured with sender_eik
     "missing-attachment": "missing-attachment",  # refused after the inbox's patience (at least 30 s)
