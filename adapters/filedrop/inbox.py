@@ -22,7 +22,8 @@ from adapters.filedrop.format import parse
 from adapters.filedrop.settings import Settings
 from adapters.filedrop.watch import InboxWatcher
 from schemas.envelope import AttachmentRef, Envelope, Party
-from schemas.errors import ConfigError, KurierError, Refused
+from schemas.errors import ConfigError, KurierError, Permanent, Refused, Transient
+from schemas.outage import Outage
 from schemas.payloads import PayloadStore
 
 __all__ = ["BATCH", "FiledropSource"]
@@ -65,6 +66,7 @@ class FiledropSource(PollingSource):
         )
         self._retry_at: dict[str, float] = {}  # work dir -> next try after a transient failure
         self._failures: dict[str, int] = {}
+        self._outage = Outage(f"source {name}: handing documents to the hub", log, clock=clock)
 
     def poll_once(self, intake: Intake) -> int:
         done, now = 0, self._clock()
@@ -97,17 +99,22 @@ class FiledropSource(PollingSource):
         except Refused as exc:
             try:
                 journal_id = intake.refuse(self.name, xml.name, exc)
+            except Permanent as err:  # the journal will never take it: refused all the same, and said so
+                log.error("source %s: the refusal of %s could not be journaled: %s", self.name, xml.name, err)
+                return self._fail(work, xml, exc, None)
             except Exception:
                 return self._later(work, xml, "could not journal the refusal")
+            self._hub_works()
             return self._fail(work, xml, exc, journal_id)
         except Exception:
             return self._later(work, xml, "could not read it")
         try:
             receipt = intake.submit(envelope)
-        except Refused as exc:
+        except Permanent as exc:  # Refused, or the hub cannot take it for good: failed/ with the reason, not a loop
             return self._fail(work, xml, exc, exc.journal_id)
         except Exception as exc:  # Transient or a bug: the document stays claimed and is retried
             return self._later(work, xml, f"submit failed ({exc})")
+        self._hub_works()
         note = (
             f"Документът е приет / Document accepted\n\nЖурнал / Journal id: {receipt.envelope_id}\n"
             f"DocumentGUID: {envelope.document_guid}\nПовторен / Duplicate: {receipt.duplicate}\n"
@@ -226,14 +233,28 @@ class FiledropSource(PollingSource):
         failures = self._failures[name] = self._failures.get(name, 0) + 1
         delay = min(60.0, self.poll_interval * 2 ** min(failures, 6))
         self._retry_at[name] = self._clock() + delay
-        log.warning(
-            "source %s: %s %s; kept in %s, next try in %.0fs",
-            self.name,
-            xml.name,
-            why,
-            work.path,
-            delay,
-            exc_info=not isinstance(sys.exc_info()[1], KurierError),
-        )  # a traceback only for the unexpected
+        error = sys.exc_info()[1]
+        if isinstance(error, Transient):
+            # The hub's journal or queue is down: every document fails alike. One outage, told when it
+            # starts, every 30 s and when it ends; not a line per document per try.
+            self._outage.failed(f"{error}; documents wait in {self.work} and are tried again",
+                                waiting=len(self._retry_at))
+            log.debug("source %s: %s %s; kept in %s, next try in %.0fs", self.name, xml.name, why, work.path, delay)
+        else:
+            log.warning(
+                "source %s: %s %s; kept in %s, next try in %.0fs",
+                self.name,
+                xml.name,
+                why,
+                work.path,
+                delay,
+                exc_info=not isinstance(error, KurierError),
+            )  # a traceback only for the unexpected
         work.release()
         return 0
+
+    def _hub_works(self) -> None:
+        """The hub took a document: an outage is over, and what waited for it is due now, not at its back-off."""
+        if self._outage.down:
+            self._outage.recovered()
+            self._retry_at.clear()
