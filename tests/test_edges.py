@@ -16,13 +16,14 @@ from pydantic import ValidationError
 from adapters.filedrop.testing import SampleDocument, write_document
 from adapters.memory import sink
 from router.hub import Hub
-from router.journal import Journal
+from router.journal import Journal, PlanOutcome, StageEvent
+from router.journal.tables import envelope_data
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage, Topology
 from router.workers import Worker
-from schemas.envelope import TEXT_LIMIT, Party
+from schemas.envelope import TEXT_LIMIT, EnvelopeStatus, Party
 from schemas.errors import Permanent, Refused, Transient
-from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, _scratch_database, require_service
+from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, _fresh, _scratch_database, require_service
 from tests.helpers import envelope, hub_config, unique, wait_until
 from tests.proxy import free_port
 
@@ -128,6 +129,11 @@ def test_the_journal_refuses_what_its_columns_cannot_hold_on_every_database(jour
     assert "kind" in str(refused.value) and "205" in str(refused.value) and "200" in str(refused.value)
 
     # And nothing of the batch was journaled: SQLite, which would store it, is held to the same rule
+    assert journal.count() == 0
+
+    # Likewise a NUL character, which PostgreSQL cannot store in text and the others would
+    with pytest.raises(Permanent, match=r"subject holds a NUL character"):
+        journal.accept([envelope(subject="Относно\x00нищо")])
     assert journal.count() == 0
 
 
@@ -244,3 +250,53 @@ def test_a_batch_the_journal_refuses_for_good_sets_aside_only_its_message(tmp_pa
         assert '"n": 2' in dead.payload["body"] or '"n":2' in dead.payload["body"]
         assert broker.depths()[topology.inbound.name] == 0
     assert sorted(handled) == [0, 1, 3, 4]
+
+
+def test_an_envelope_journaled_before_a_limit_existed_does_not_stop_the_sweeper(tmp_path: Path) -> None:
+    # Given two envelopes received and never processed, one journaled (by SQLite) with a 205-character kind
+    name = unique("region")
+    config = hub_config(tmp_path, {"broker_url": "memory://", "journal_url": f"sqlite:///{tmp_path / 'j.sqlite3'}",
+                                   "queue_prefix": unique("sweep")},
+                        connections={name: {"adapter": "memory"}}, default_route={"deliver_to": [name]})
+    journal = Journal(config.resolved_journal_url)
+    journal.upgrade()
+    old, good = envelope(), envelope()
+    journal.accept([old, good])
+    with journal.engine.begin() as conn:
+        data = old.to_json().replace('"kind":"Заповед"', '"kind":"' + "К" * 205 + '"')
+        conn.execute(envelope_data.update().where(envelope_data.c.envelope_id == old.id).values(data=data))
+    journal.dispose()
+
+    # When the hub starts (and its sweeper re-queues what the embedded transport lost)
+    hub = Hub(config, with_sources=False)
+    hub.start()
+    try:
+        # Then the good one is processed and delivered; the other waits in the journal for an operator
+        wait_until(lambda: hub.journal.statuses([good.id]).get(good.id) == "delivered", what="the good one delivered")
+        assert hub.journal.statuses([old.id])[old.id] == "received"
+    finally:
+        hub.stop()
+
+
+@pytest.mark.real
+def test_on_mariadb_an_envelope_too_big_for_its_text_column_fails_alone_with_the_reason(mysql_url: str) -> None:
+    # Given two received envelopes, and a transform that made one of them larger than MySQL's 64 KB TEXT
+    journal = Journal(_fresh(mysql_url))
+    journal.upgrade()
+    big, small = envelope(), envelope()
+    journal.accept([big, small])
+    routed = [StageEvent("route", "ok")]
+    plans = [PlanOutcome(big.id, EnvelopeStatus.ROUTED, routed, ["region"],
+                         data=big.model_copy(update={"comment": "Щ" * 40_000}).to_json()),
+             PlanOutcome(small.id, EnvelopeStatus.ROUTED, routed, ["region"])]
+
+    # When the processing batch is recorded, the batch is not lost for the big one, nor does it come back
+    journal.record_plans(plans)
+    statuses = journal.statuses([big.id, small.id])
+    assert statuses == {big.id: "failed", small.id: "routed"}
+    detail = journal.get(big.id)
+    assert detail is not None and detail.summary.error is not None
+    assert detail.summary.error.startswith("the journal database refused the processing outcome(s): ")
+    assert "Data too long" in detail.summary.error
+    assert journal.pending_deliveries([small.id]) == [(f"{small.id}:region", small.id, "region")]
+    journal.dispose()

@@ -1,8 +1,9 @@
 """Values against the journal's columns: what does not fit is refused (accepted input) or cut (refusals).
 
-SQLite stores a 14-character string in a ``VARCHAR(13)``; PostgreSQL and MariaDB refuse it. So the
-journal checks lengths itself and behaves the same on every database: a document whose value cannot
-be stored is refused, naming the field and the limit; and the row of a *refusal* is cut to fit
+SQLite stores a 14-character string in a ``VARCHAR(13)``; PostgreSQL and MariaDB refuse it (and
+PostgreSQL any NUL character in text). So the journal checks values itself and behaves the same on every
+database: a document whose value cannot be stored is refused, naming the field and the limit; and the
+row of a *refusal* is cut to fit
 (``…`` marks the cut), because a refusal must always be journaled (its full envelope is kept as JSON
 in ``envelope_data``).
 """
@@ -15,7 +16,7 @@ from sqlalchemy import String, Table, Text
 
 from schemas.errors import Permanent
 
-__all__ = ["TEXT_CHARS", "cut", "fit_row", "fit_text", "too_long"]
+__all__ = ["TEXT_CHARS", "cannot_hold", "cut", "fit_row", "fit_text"]
 
 #: What an unbounded text column holds on every supported database: MySQL's TEXT takes 65,535 bytes,
 #: and a character is at most 4 bytes in utf8mb4. Error texts and event details are cut to this.
@@ -58,15 +59,21 @@ def fit_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     return fitted
 
 
-def too_long(table: Table, row: dict[str, Any], fields: dict[str, str] | None = None) -> Permanent | None:
-    """The refusal for the first value of ``row`` that ``table`` cannot hold, else None.
+def cannot_hold(table: Table, row: dict[str, Any], fields: dict[str, str] | None = None) -> Permanent | None:
+    """The refusal for the first value of ``row`` that ``table`` cannot hold on every database, else None.
 
-    ``fields`` names columns as the document knows them (``recipient_eik`` → ``recipient.eik``).
+    Too long for its column, or holding a NUL character (PostgreSQL stores none in text). ``fields`` names
+    columns as the document knows them (``recipient_eik`` → ``recipient.eik``).
     """
     for name, length in _bounded(table):
         value = row.get(name)
-        if isinstance(value, str) and len(value) > length:
-            field = (fields or {}).get(name, name)
+        if not isinstance(value, str):
+            continue
+        field = (fields or {}).get(name, name)
+        if len(value) > length:
             return Permanent(f"the document's {field} is {len(value)} characters long; the journal holds at most "
                              f"{length}", code="journal-refused")
+        if "\x00" in value:
+            return Permanent(f"the document's {field} holds a NUL character (code 0), which the journal cannot "
+                             "store; remove it", code="journal-refused")
     return None

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from router.journal.base import ENVELOPE_FIELDS, JournalBase, envelope_row, fingerprint
-from router.journal.columns import fit_row, too_long
+from router.journal.columns import cannot_hold, fit_row
 from router.journal.db import bulk_insert, chunks
 from router.journal.errors import is_database_error, is_integrity_error
 from router.journal.records import (
@@ -79,7 +79,7 @@ class IntakeJournal(JournalBase):
                     continue
                 fresh[key] = env.id
                 new_row = envelope_row(env, fp, EnvelopeStatus.RECEIVED, now)
-                if (problem := too_long(envelopes, new_row, ENVELOPE_FIELDS)) is not None:
+                if (problem := cannot_hold(envelopes, new_row, ENVELOPE_FIELDS)) is not None:
                     raise problem  # (SQLite would store it; the others would not: refuse it everywhere)
                 new_rows.append(new_row)
                 new_data.append({"envelope_id": env.id, "data": env.to_json()})
