@@ -71,7 +71,11 @@ def is_integrity_error(exc: BaseException) -> bool:
 def _short(exc: BaseException) -> str:
     """The driver's own words, first line, without SQLAlchemy's SQL dump or any password."""
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    text = str(orig).strip()
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = f"{args[1]} (error {args[0]})"  # PyMySQL's (code, message), not the tuple's repr
+    else:
+        text = str(orig).strip()
     first = (text.splitlines() or [type(orig).__name__])[0]
     # psycopg's COPY errors name the column only in their CONTEXT line: keep that part of it.
     context = next((line for line in text.splitlines() if line.startswith("CONTEXT:")), "")
