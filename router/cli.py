@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -125,6 +126,22 @@ def api_token(config: KurierConfig) -> str:
     return token
 
 
+_START_HINTS = {
+    "broker-unavailable": "check that the broker runs and that broker_url (or KURIER_BROKER_URL) is right",
+    "journal-unavailable": "check that the database at {journal} runs and that journal_url (or KURIER_JOURNAL_URL) "
+                           "is right",
+}
+
+
+def _cannot_start(exc: BaseException, cfg: KurierConfig) -> typer.Exit:
+    """One line on stderr (what, where, what to do; no traceback, no password), and exit code 2."""
+    hint = _START_HINTS.get(getattr(exc, "code", ""), "")
+    hint = hint.format(journal=redact_secrets(cfg.resolved_journal_url, limit=None))
+    text = redact_secrets(" ".join(str(exc).split()), limit=None) + (f"; {hint}" if hint else "")
+    typer.secho(f"Kurier could not start / Куриер не може да стартира: {text}", err=True, fg="red")
+    return typer.Exit(2)
+
+
 @app.command()
 def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run the hub: sources, pipeline, deliveries, recovery and the ops API, in one process."""
@@ -133,16 +150,22 @@ def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--ve
     from router.hub import Hub
     from router.server import ApiServer
 
+    hub: Hub | None = None
+    server = None
     try:
         hub = Hub(cfg)
+        if cfg.api.enabled:
+            server = ApiServer(hub, api_token(cfg))
+            server.bind()  # before anything starts: a second `kurier run` on the same port stops here
         hub.start()
-    except KurierError as exc:
-        console.print(f"[red]Kurier could not start: {exc}[/red]")
-        raise typer.Exit(2) from exc
-    server = None
-    if cfg.api.enabled:
-        server = ApiServer(hub, api_token(cfg))
-        server.start()
+        if server:
+            server.start()
+    except (KurierError, OSError) as exc:
+        for part in (server, hub):
+            if part is not None:
+                with contextlib.suppress(Exception):  # undo what did start; the error to tell is exc
+                    part.stop()
+        raise _cannot_start(exc, cfg) from None
     if is_sample:
         (cfg.data_dir / "kurier.example.yaml").write_text(SAMPLE_CONFIG, encoding="utf-8")
         examples = _write_example(cfg.data_dir / "examples")

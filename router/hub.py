@@ -17,7 +17,7 @@ from typing import Any
 
 from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
-from router.journal import Journal, StageEvent
+from router.journal import AcceptOutcome, Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
 from router.pipeline import Pipeline
@@ -29,7 +29,8 @@ from router.transform import Transformer
 from router.wiring import plan_connections
 from router.workers import DeliveryWorker, ProcessWorker
 from schemas.envelope import Envelope
-from schemas.errors import KurierError, Refused, Transient, redact_secrets
+from schemas.errors import KurierError, Permanent, Refused, Transient, redact_secrets
+from schemas.outage import Outage
 from signing import NoSigning
 
 __all__ = ["ALL_ROLES", "Hub"]
@@ -70,6 +71,8 @@ class Hub:
         self._intake_lock = threading.Lock()
         self._intake_conn: Any = None
         self._intake_publisher: ConfirmingPublisher | None = None
+        self._queueing = Outage("the hub's intake: queueing received documents", log)
+        self._unqueued: set[str] = set()  # journaled during a queueing outage, waiting for the sweeper
         self._children: list[Any] = []
         self.started = False
 
@@ -131,6 +134,8 @@ class Hub:
         try:
             self.journal.ping()
             status["journal"] = "ok"
+        except KurierError as exc:
+            status["journal"] = str(exc)  # the journal's errors are written for operators, passwords hidden
         except Exception as exc:
             status["journal"] = f"unreachable: {type(exc).__name__}"
         try:
@@ -159,9 +164,12 @@ class Hub:
                 valid.append((i, env))
             except Refused as exc:
                 results[i] = self._refused(env, "validate", exc)
-        outcomes = self.journal.accept([env for _, env in valid], _ACCEPTED) if valid else []
+        outcomes = self._accept([env for _, env in valid]) if valid else []
         to_queue: list[Envelope] = []
         for (i, env), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, Refused):
+                results[i] = outcome
+                continue
             if outcome.conflict:
                 results[i] = self._refused(env, "receive", Refused(
                     f"DocumentGUID {env.document_guid} was already received from {env.source} with different "
@@ -179,6 +187,18 @@ class Hub:
         if to_queue:
             self._publish_inbound(to_queue)
         return [r for r in results if r is not None]
+
+    def _accept(self, envs: Sequence[Envelope]) -> list[AcceptOutcome | Refused]:
+        """Journal valid documents; one the journal cannot hold for good is refused with the journal's reason.
+
+        A transient failure (the database is down) raises: nothing was accepted and the source tries again.
+        """
+        try:
+            return list(self.journal.accept(envs, _ACCEPTED))
+        except Permanent as exc:
+            if len(envs) > 1:  # which one? each alone: the others must not share its fate
+                return [outcome for env in envs for outcome in self._accept([env])]
+            return [self._refused(envs[0], "receive", Refused(str(exc), code=exc.code))]
 
     def refuse(self, source: str, what: str, error: KurierError, envelope: Envelope | None = None,
                stage: str = "receive") -> str:
@@ -207,4 +227,9 @@ class Hub:
                     with contextlib.suppress(Exception):  # already broken
                         self._intake_conn.release()
                 self._intake_conn = self._intake_publisher = None
+                self._unqueued.update(env.id for env in envs)
+                self._queueing.failed(f"{exc}; the documents are journaled and the sweeper will queue them",
+                                      waiting=len(self._unqueued))
                 raise Transient(f"queueing failed, the documents are journaled and will be queued: {exc}") from exc
+            self._queueing.recovered()
+            self._unqueued.clear()

@@ -20,12 +20,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Message, Producer, Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
 
-from schemas.errors import Transient
+from schemas.errors import Permanent, Transient, redact_secrets
 
-__all__ = ["BatchConsumer", "Broker", "ConfirmingPublisher", "OutMessage", "Topology"]
+__all__ = ["BROKER_UNAVAILABLE", "BatchConsumer", "Broker", "ConfirmingPublisher", "OutMessage", "Topology"]
 
 log = logging.getLogger("kurier.queues")
+
+BROKER_UNAVAILABLE = "broker-unavailable"
+
+
+def _broker_errors(conn: Connection) -> tuple[type[BaseException], ...]:
+    """What kombu and the transport raise when the broker is gone or refuses (translated at this edge)."""
+    return (KombuOperationalError, OSError, *conn.connection_errors, *conn.channel_errors)
+
+
+def _reason(exc: BaseException) -> str:
+    return redact_secrets((str(exc).strip().splitlines() or [type(exc).__name__])[0] or type(exc).__name__, limit=200)
 
 
 class Topology:
@@ -74,16 +86,34 @@ class Broker:
         """Whether queued messages outlive this process (RabbitMQ) or not (embedded)."""
         return not self.url.startswith("memory")
 
+    def unavailable(self, exc: BaseException) -> Transient:
+        """The error tree's word for a broker that cannot be reached or refuses us."""
+        return Transient(f"the message broker at {redact_secrets(self.url, limit=None)} is unavailable: "
+                         f"{_reason(exc)}", code=BROKER_UNAVAILABLE)
+
     def connect(self) -> Connection:
+        """A connection, or :class:`Transient` naming the broker (password hidden) and why it failed."""
         conn = Connection(self.url, transport_options=self._options, heartbeat=0)
-        conn.ensure_connection(max_retries=3, interval_start=0.5, interval_step=1, interval_max=3)
+        try:
+            conn.ensure_connection(max_retries=3, interval_start=0.5, interval_step=1, interval_max=3)
+        except _broker_errors(conn) as exc:
+            with contextlib.suppress(Exception):  # nothing was opened
+                conn.release()
+            raise self.unavailable(exc) from exc
         return conn
 
     def declare(self) -> None:
         with self.connect() as conn:
-            channel = conn.default_channel
-            for queue in self.topology.all_queues():
-                queue.bind(channel).declare()
+            try:
+                channel = conn.default_channel
+                for queue in self.topology.all_queues():
+                    queue.bind(channel).declare()
+            except conn.channel_errors as exc:
+                # e.g. a queue of that name exists with other settings: an operator must look, retrying won't help
+                raise Permanent(f"the message broker refused to declare Kurier's queues ({self.topology.prefix}.*): "
+                                f"{_reason(exc)}", code="broker-refused") from exc
+            except _broker_errors(conn) as exc:
+                raise self.unavailable(exc) from exc
 
     def delete(self) -> None:
         """Remove this topology's queues and exchange (benchmarks and tests own theirs; never production)."""
@@ -109,6 +139,8 @@ class Broker:
         try:
             with self.connect() as conn:
                 conn.default_channel  # noqa: B018 - opening a channel is the check
+        except Transient:
+            raise
         except Exception as exc:
             raise Transient(f"message broker unreachable: {type(exc).__name__}") from exc
 
@@ -153,12 +185,19 @@ class ConfirmingPublisher:
         self._failed.append(f"no queue for routing key {routing_key!r}")
 
     def publish(self, messages: Sequence[OutMessage]) -> None:
+        """Publish and wait for every confirm; :class:`Transient` when the broker fails or does not confirm."""
         if not messages:
             return
         unknown = {m.routing_key for m in messages} - self._keys
         if unknown:
             # RabbitMQ would return such a message (mandatory); the embedded transport would drop it.
             raise Transient(f"no queue for routing key(s) {', '.join(sorted(unknown))}")
+        try:
+            self._publish(messages)
+        except _broker_errors(self.connection) as exc:
+            raise Transient(f"the message broker is unavailable: {_reason(exc)}", code=BROKER_UNAVAILABLE) from exc
+
+    def _publish(self, messages: Sequence[OutMessage]) -> None:
         self._failed.clear()
         for msg in messages:
             # A str body is JSON already written (see router.messages): kombu must not serialize it again.

@@ -18,7 +18,8 @@ from router.messages import delivery_messages, inbound_messages
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage
 from schemas.envelope import utcnow
-from schemas.errors import redact_secrets
+from schemas.errors import KurierError, redact_secrets
+from schemas.outage import Outage
 
 __all__ = ["Sweeper"]
 
@@ -34,6 +35,8 @@ class Sweeper(threading.Thread):
         self.broker = broker
         self.config = config
         self.stop_event = stop
+        self.outage = Outage("the sweeper (re-queueing unfinished work from the journal)", log)
+        self._waiting: int | None = None  # what the last sweep found to re-queue, while it could not
 
     def sweep(self, grace: float, now: datetime | None = None) -> int:
         """Re-queue stale and due work; return how many envelopes and deliveries were re-queued.
@@ -47,6 +50,7 @@ class Sweeper(threading.Thread):
         due = self.journal.due_deliveries(now, cutoff)
         if not received and not due:
             return 0
+        self._waiting = len(received) + len(due)
         envs = self.journal.load([*received, *(eid for _, eid, _ in due)])
         per_message = self.config.processing.batch_size
         out: list[OutMessage] = inbound_messages([envs[eid] for eid in received if eid in envs], per_message)
@@ -66,6 +70,7 @@ class Sweeper(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 started = utcnow()
+                self._waiting = None
                 while self.sweep(grace, started) >= 1000 and not self.stop_event.is_set():
                     pass  # a large backlog: keep going until it is all queued
                 grace = proc.recovery_grace_seconds
@@ -74,6 +79,11 @@ class Sweeper(threading.Thread):
                     for queue, depth in self.broker.depths().items():
                         self.metrics.set_queue_depth(queue, depth)
             except Exception as exc:
-                log.warning("sweep failed, trying again in %.0fs: %s", proc.sweep_interval_seconds,
-                            redact_secrets(str(exc)))
+                # The journal or the broker is down: said once (and every 30 s), not at every sweep.
+                if not isinstance(exc, KurierError) and not self.outage.down:  # a bug: its traceback, once
+                    log.exception("sweep failed unexpectedly, trying again in %.0fs", proc.sweep_interval_seconds)
+                self.outage.failed(f"{redact_secrets(str(exc))}; trying again every "
+                                   f"{proc.sweep_interval_seconds:g}s", waiting=self._waiting)
+            else:
+                self.outage.recovered()
             self.stop_event.wait(proc.sweep_interval_seconds)

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kombu import Message, Queue
-from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import Destination
@@ -29,13 +28,21 @@ from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
 from schemas.envelope import Envelope, EnvelopeStatus
 from schemas.errors import Permanent, Transient, redact_secrets
+from schemas.outage import Outage
 
 __all__ = ["DeliveryWorker", "ProcessWorker", "Worker"]
 
 log = logging.getLogger("kurier.workers")
 
-# Errors after which the batch is put back and tried again: the journal or the broker is unavailable.
-_INFRA = (Transient, OperationalError, DBAPIError, ConnectionError, OSError, TimeoutError)
+# Errors after which the batch is put back and tried again: the journal or the broker is unavailable (both
+# translate their libraries' errors into Transient at their edge), or the disk of the payload store.
+_INFRA = (Transient, ConnectionError, OSError, TimeoutError)
+
+
+def _documents(batch: Sequence[Message]) -> int:
+    """How many documents a batch carries (a message says how many in its ``count`` header)."""
+    counts = ((m.headers or {}).get("count", 1) for m in batch)
+    return sum(c if isinstance(c, int) and c > 0 else 1 for c in counts)
 
 
 class Worker(threading.Thread):
@@ -57,40 +64,61 @@ class Worker(threading.Thread):
     def run(self) -> None:
         proc = self.config.processing
         pause = 0.5
+        # One outage per worker: the journal or the broker down is told when it starts, every 30 s while it
+        # lasts, and when it ends; not once per batch put back.
+        outage = Outage(f"worker {self.name}", log)
         while not self.stop_event.is_set():
             conn = None
             try:
                 conn = self.broker.connect()
                 consumer = BatchConsumer(conn, self.queues, prefetch=proc.prefetch)
                 publisher = ConfirmingPublisher(conn, self.broker.topology)
+                outage.recovered()
                 while not self.stop_event.is_set():
                     batch = consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
                     if not batch:
                         continue
                     try:
-                        out = self.handle(batch)
-                        publisher.publish(out)
+                        self._run_batch(batch, consumer, publisher)
                     except Exception as exc:
                         if isinstance(exc, _INFRA):
-                            log.warning("%s: batch of %d put back, will retry: %s: %s", self.name, len(batch),
-                                        type(exc).__name__, redact_secrets((str(exc).splitlines() or [""])[0]))
+                            reason = redact_secrets((str(exc).splitlines() or [type(exc).__name__])[0])
+                            outage.failed(f"{reason}; its batches are put back and tried again",
+                                          waiting=_documents(batch))
+                            log.debug("%s: batch of %d put back: %s", self.name, len(batch), reason)
                         else:  # a bug: keep the traceback, keep the messages, keep the worker
                             log.exception("%s: batch of %d failed unexpectedly; put back", self.name, len(batch))
                         consumer.requeue(batch)
                         self.stop_event.wait(pause)
                         pause = min(pause * 2, 30.0)
                         continue
-                    consumer.ack(batch)
+                    outage.recovered()
                     pause = 0.5
             except Exception as exc:
-                log.warning("%s: broker connection lost (%s); reconnecting in %.1fs", self.name,
-                            redact_secrets(str(exc)), pause)
+                outage.failed(f"{redact_secrets(str(exc))}; reconnecting")
+                log.debug("%s: broker connection lost (%s); reconnecting in %.1fs", self.name,
+                          redact_secrets(str(exc)), pause)
                 self.stop_event.wait(pause)
                 pause = min(pause * 2, 30.0)
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):  # the connection is already broken
                         conn.release()
+
+    def _run_batch(self, batch: Sequence[Message], consumer: BatchConsumer, publisher: ConfirmingPublisher) -> None:
+        """Handle, publish, acknowledge; a permanent error sets aside only the message(s) it belongs to."""
+        try:
+            out = self.handle(batch)
+        except Permanent as exc:
+            if len(batch) > 1:  # which message? each alone (in delivery order, so acks stay in order)
+                for message in batch:
+                    self._run_batch([message], consumer, publisher)
+                return
+            # Retrying cannot help (the journal refuses what this message asks of it): an operator decides.
+            log.error("%s: message sent to the dead-letter queue: [%s] %s", self.name, exc.code, exc)
+            out = [dead_letter(batch[0], f"[{exc.code}] {exc}")]
+        publisher.publish(out)
+        consumer.ack(batch)
 
     def _decode(self, batch: Sequence[Message], read: Any) -> tuple[list[Any], list[OutMessage]]:
         """Items of every readable message; a message that cannot be read goes whole to the dead letters.

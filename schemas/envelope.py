@@ -4,6 +4,10 @@ It mirrors what a SEOS ``DocumentRegistrationRequest`` carries (domain.md §3) s
 maps it field for field, and it keeps what legacy AIS have (their own registration number and date).
 Attachments never travel inside: they are references (name, MIME type, size, SHA-256) into the
 content-addressed payload store (claim check), so queue messages stay a few KB whatever the files weigh.
+
+Fields the journal keeps in columns have the columns' lengths as limits (``max_length``), so a value
+too long is refused when the envelope is made, the same on every database, naming the field and the
+limit. An EIK has none here: the pipeline refuses a wrong one with ``invalid-eik``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schemas.identifiers import normalize_guid
 
 __all__ = [
+    "TEXT_LIMIT",
     "AttachmentRef",
     "Correspondent",
     "CorrespondentKind",
@@ -26,6 +31,11 @@ __all__ = [
     "new_envelope_id",
     "utcnow",
 ]
+
+
+#: Characters of a free text the journal keeps in a column (a subject): what MySQL's 64 KB TEXT holds
+#: at 4 bytes a character. The other limits are the journal's column lengths (router/journal/tables.py).
+TEXT_LIMIT = 16_000
 
 
 def utcnow() -> datetime:
@@ -60,7 +70,7 @@ class Party(_Model):
 
     eik: str | None = None
     guid: str | None = None
-    name: str = ""
+    name: str = Field("", max_length=500)
 
     @field_validator("guid")
     @classmethod
@@ -107,17 +117,17 @@ class Envelope(_Model):
     document. ``document_guid`` is the SEOS correlation key between administrations.
     """
 
-    id: str = Field(default_factory=new_envelope_id)
+    id: str = Field(default_factory=new_envelope_id, max_length=32)
     document_guid: str
     parent_guid: str | None = None
-    source: str = ""  # the configured source (AIS connection) that handed the document in
+    source: str = Field("", max_length=64)  # the configured source (AIS connection) that handed the document in
     sender: Party = Field(default_factory=Party)
     recipient: Party = Field(default_factory=Party)
-    kind: str = ""  # DocKind, free text ("Молба", "Заповед")
-    subject: str = ""  # DocAbout
-    reg_number: str | None = None  # the AIS's own registration number, kept intact
+    kind: str = Field("", max_length=200)  # DocKind, free text ("Молба", "Заповед")
+    subject: str = Field("", max_length=TEXT_LIMIT)  # DocAbout
+    reg_number: str | None = Field(None, max_length=100)  # the AIS's own registration number, kept intact
     reg_date: date | None = None
-    procedure_code: str | None = None  # DocService.ServiceCode
+    procedure_code: str | None = Field(None, max_length=100)  # DocService.ServiceCode
     service_name: str | None = None
     comment: str | None = None
     deadline: date | None = None  # DocReqDateClose

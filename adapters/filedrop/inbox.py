@@ -41,7 +41,8 @@ from adapters.filedrop.reading import DocumentReader
 from adapters.filedrop.settings import Settings
 from adapters.filedrop.watch import InboxWatcher, Ready
 from schemas.envelope import Envelope
-from schemas.errors import ConfigError, KurierError, Refused
+from schemas.errors import ConfigError, KurierError, Permanent, Refused, Transient
+from schemas.outage import Outage
 
 __all__ = ["BATCH", "FiledropSource"]
 
@@ -103,6 +104,7 @@ class FiledropSource(PollingSource):
         self._failures: dict[str, int] = {}
         self._decided: dict[str, _Decision] = {}  # work dir -> decided, but its note or move failed
         self._disk = DiskFullLog(log, name, clock)
+        self._outage = Outage(f"source {name}: handing documents to the hub", log, clock=clock)
 
     def poll_once(self, intake: Intake) -> int:
         claimed: list[_Claimed] = []
@@ -205,9 +207,16 @@ class FiledropSource(PollingSource):
             return done
         try:
             results = intake.submit_many([envelope for _, envelope in batch])
+        except Permanent as exc:
+            if len(batch) == 1:  # the hub cannot take it for good: failed/ with the reason, not a loop
+                return done + self._fail(batch[0][0].work, batch[0][0].xml, exc, exc.journal_id)
+            # Refusals come back per document; a whole batch refused means one of them the hub cannot
+            # even answer for: each goes in alone, so only that one fails.
+            return done + sum(self._submit([item], intake) for item, _ in batch)
         except Exception as exc:  # Transient or a bug: the whole batch stays claimed and is submitted again
             self._later_all([item for item, _ in batch], f"submit failed ({exc})")
             return done
+        self._hub_works()
         for (item, envelope), result in zip(batch, results, strict=True):
             if isinstance(result, Receipt):
                 done += self._accepted(item, envelope, result)
@@ -218,8 +227,12 @@ class FiledropSource(PollingSource):
     def _refuse(self, item: _Claimed, error: Refused, intake: Intake) -> int:
         try:
             journal_id = intake.refuse(self.name, item.xml.name, error)
+        except Permanent as err:  # the journal will never take it: refused all the same, and said so
+            log.error("source %s: the refusal of %s could not be journaled: %s", self.name, item.xml.name, err)
+            return self._fail(item.work, item.xml, error, None)
         except Exception:
             return self._later(item.work, item.xml, "could not journal the refusal")
+        self._hub_works()
         return self._fail(item.work, item.xml, error, journal_id)
 
     def _accepted(self, item: _Claimed, envelope: Envelope, receipt: Receipt) -> int:
@@ -267,6 +280,10 @@ class FiledropSource(PollingSource):
         if (full := disk_full(error)) is not None:  # said once for all documents, not per document and poll
             self._disk.met(disk_full_error(full, work.path), self._waiting)
             return 0
+        if isinstance(error, Transient):  # the hub is down: one outage for every document, not a line each
+            self._hub_down(error)
+            log.debug("source %s: %s %s; kept in %s, next try in %.0fs", self.name, xml.name, why, work.path, delay)
+            return 0
         log.warning(
             "source %s: %s %s; kept in %s, next try in %.0fs",
             self.name,
@@ -281,6 +298,10 @@ class FiledropSource(PollingSource):
     def _later_all(self, items: Sequence[_Claimed], why: str) -> None:
         """Keep a whole batch claimed in .work/ and submit it again later: one log line for all of it."""
         delay = max(self._back_off(item.work.path.name, item.work) for item in items)
+        error = sys.exc_info()[1]
+        if isinstance(error, Transient):
+            self._hub_down(error)
+            return
         log.warning(
             "source %s: %d document(s) %s; kept in %s, next try in %.0fs",
             self.name,
@@ -288,8 +309,19 @@ class FiledropSource(PollingSource):
             why,
             self.work,
             delay,
-            exc_info=not isinstance(sys.exc_info()[1], KurierError),
+            exc_info=not isinstance(error, KurierError),
         )
+
+    def _hub_down(self, error: Transient) -> None:
+        # The hub's journal or queue is down: every document fails alike. One outage, told when it
+        # starts, every 30 s and when it ends.
+        self._outage.failed(f"{error}; documents wait in {self.work} and are tried again", waiting=self._waiting())
+
+    def _hub_works(self) -> None:
+        """The hub took documents: an outage is over, and what waited for it is due now, not at its back-off."""
+        if self._outage.down:
+            self._outage.recovered()
+            self._retry_at.clear()
 
     def _back_off(self, key: str, work: WorkDir | None = None) -> float:
         failures = self._failures[key] = self._failures.get(key, 0) + 1

@@ -9,12 +9,19 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from router.journal.columns import fit_text
 from router.journal.records import (
     StageEvent,
 )
 from schemas.envelope import Envelope, EnvelopeStatus, utcnow
 
-__all__ = ["JournalBase", "envelope_row", "fingerprint", "retry_at"]
+__all__ = ["ENVELOPE_FIELDS", "JournalBase", "envelope_row", "fingerprint", "retry_at"]
+
+#: Columns of ``envelopes`` by the envelope's names for them, for refusals that name the field.
+ENVELOPE_FIELDS = {
+    "sender_eik": "sender.eik", "sender_guid": "sender.guid", "sender_name": "sender.name",
+    "recipient_eik": "recipient.eik", "recipient_guid": "recipient.guid", "recipient_name": "recipient.name",
+}
 
 
 def fingerprint(envelope: Envelope) -> str:
@@ -34,7 +41,7 @@ class JournalBase:
     def _event_rows(self, envelope_id: str, stage_events: Iterable[StageEvent], now: datetime) -> list[dict[str, Any]]:
         return [
             {"envelope_id": envelope_id, "at": now, "stage": e.stage, "outcome": e.outcome, "actor": self.actor,
-             "destination": e.destination, "detail": e.detail}
+             "destination": e.destination, "detail": fit_text(e.detail)}
             for e in stage_events
         ]
 

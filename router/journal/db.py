@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.exc import ArgumentError
+
+from schemas.errors import ConfigError, redact_secrets
 
 __all__ = ["bulk_insert", "chunks", "make_engine"]
 
@@ -34,6 +37,20 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``; a missing driver is a configuration error that says what to install."""
+    try:
+        return _make_engine(url)
+    except ModuleNotFoundError as exc:
+        extra = {"psycopg": "postgres", "pymysql": "mysql"}.get((exc.name or "").split(".")[0])
+        hint = f"install it with pip install 'kurier[{extra}]'" if extra else "install it beside Kurier"
+        raise ConfigError(f"journal_url {redact_secrets(url, limit=None)} needs the database driver "
+                          f"{exc.name!r}, which is not installed; {hint}") from exc
+    except ArgumentError as exc:
+        raise ConfigError(f"journal_url {redact_secrets(url, limit=None)} is not a database URL SQLAlchemy "
+                          f"knows: {exc}") from exc
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -48,6 +65,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A server that does not answer (a cut network, not a refused connection) must fail a try, not hang it.
+    connect_args = {"connect_timeout": 10} if url.startswith(("postgresql", "mysql", "mariadb")) else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args)
 
 

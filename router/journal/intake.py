@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select
 
-from router.journal.base import JournalBase, envelope_row, fingerprint
+from router.journal.base import ENVELOPE_FIELDS, JournalBase, envelope_row, fingerprint
+from router.journal.columns import cannot_hold, fit_row
 from router.journal.db import bulk_insert, chunks
+from router.journal.errors import is_database_error, is_integrity_error
 from router.journal.records import (
     AcceptOutcome,
     StageEvent,
@@ -29,8 +31,19 @@ class IntakeJournal(JournalBase):
         """Record newly received envelopes; tell resends and DocumentGUID clashes apart.
 
         Deduplication is by (source, DocumentGUID): a source handing in the same document again (after
-        a crash, or a resend) gets the first envelope's id back and nothing is queued twice.
+        a crash, or a resend) gets the first envelope's id back and nothing is queued twice. Raises
+        :class:`~schemas.errors.Permanent` (``journal-refused``) for a batch the journal cannot hold.
         """
+        try:
+            return self._accept(batch, stage_events)
+        except Exception as exc:
+            # Two hubs took in the same document at the same moment: both looked, neither found it, one
+            # insert lost on the unique key. Looking again finds the winner's row: a plain duplicate.
+            if not (is_database_error(exc) and is_integrity_error(exc)):
+                raise
+            return self._accept(batch, stage_events)
+
+    def _accept(self, batch: Sequence[Envelope], stage_events: Sequence[StageEvent]) -> list[AcceptOutcome]:
         now = utcnow()
         prints = [fingerprint(env) for env in batch]
         keys = [(env.source, env.document_guid) for env in batch]
@@ -65,7 +78,10 @@ class IntakeJournal(JournalBase):
                     outcomes.append(AcceptOutcome(fresh[key], duplicate=True))
                     continue
                 fresh[key] = env.id
-                new_rows.append(envelope_row(env, fp, EnvelopeStatus.RECEIVED, now))
+                new_row = envelope_row(env, fp, EnvelopeStatus.RECEIVED, now)
+                if (problem := cannot_hold(envelopes, new_row, ENVELOPE_FIELDS)) is not None:
+                    raise problem  # (SQLite would store it; the others would not: refuse it everywhere)
+                new_rows.append(new_row)
                 new_data.append({"envelope_id": env.id, "data": env.to_json()})
                 new_events.extend(self._event_rows(env.id, stage_events, now))
                 outcomes.append(AcceptOutcome(env.id))
@@ -85,16 +101,36 @@ class IntakeJournal(JournalBase):
         env = envelope.model_copy(update={"status": EnvelopeStatus.REFUSED, "source": source})
         row = envelope_row(env, fingerprint(env), EnvelopeStatus.REFUSED, now)
         row.update(error_code=error_code, error=error)
+        # A refusal is always journaled: what the columns cannot hold is cut ("…"); the JSON keeps it whole.
+        row = fit_row(envelopes, row)
+        if len(row["id"]) != len(env.id):  # an id that had to be cut would not be the envelope's any more
+            row["id"] = new_envelope_id()
         detail = f"{what}: {error}" if what else error
         with self.engine.begin() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(envelopes.insert(), [row])
-            except IntegrityError:
+            except Exception as exc:
+                if not is_integrity_error(exc):
+                    raise
                 # A refused resend of a document we hold under the same GUID: journal it under a new id.
                 row.update(id=new_envelope_id(), document_guid=new_guid())
                 conn.execute(envelopes.insert(), [row])
-            conn.execute(envelope_data.insert(), [{"envelope_id": row["id"], "data": env.to_json()}])
+            self._refused_data(conn, row["id"], env.to_json())
             bulk_insert(conn, events, self._event_rows(row["id"], [StageEvent(stage, "refused", detail)], now))
         return str(row["id"])
+
+    @staticmethod
+    def _refused_data(conn: Connection, envelope_id: str, data: str) -> None:
+        """The refused envelope's JSON; when the database cannot hold that much (MySQL's TEXT: 64 KB), its start."""
+        try:
+            with conn.begin_nested():
+                conn.execute(envelope_data.insert(), [{"envelope_id": envelope_id, "data": data}])
+        except Exception as exc:
+            if not is_database_error(exc) or is_integrity_error(exc):
+                raise
+            head = json.dumps({"truncated": f"the envelope's JSON ({len(data.encode())} bytes) is more than this "
+                                            "database holds in a column; its beginning follows",
+                               "beginning": data[:8000]}, ensure_ascii=False)
+            conn.execute(envelope_data.insert(), [{"envelope_id": envelope_id, "data": head}])
 

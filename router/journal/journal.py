@@ -15,21 +15,32 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from router.journal.base import fingerprint, retry_at
+from router.journal.columns import cut
 from router.journal.db import make_engine
+from router.journal.errors import translate_errors
 from router.journal.intake import IntakeJournal
 from router.journal.operator import OperatorJournal
 from router.journal.recovery import RecoveryJournal
 from router.journal.stages import StageJournal
+from router.journal.tables import events
 
 __all__ = ["Journal", "fingerprint", "retry_at"]
 
+_ACTOR_CHARS: int = getattr(events.c.actor.type, "length", None) or 120
 
+
+@translate_errors
 class Journal(IntakeJournal, StageJournal, RecoveryJournal, OperatorJournal):
-    """The journal on any SQLAlchemy database (SQLite by default, PostgreSQL or MariaDB by URL)."""
+    """The journal on any SQLAlchemy database (SQLite by default, PostgreSQL or MariaDB by URL).
+
+    Its public methods raise only Kurier's errors: :class:`~schemas.errors.Transient` when the database
+    is unavailable, :class:`~schemas.errors.Permanent` (``journal-refused``) when it refuses what it was
+    given (see :mod:`router.journal.errors`).
+    """
 
     def __init__(self, url: str, *, actor: str = "kurier", engine: Engine | None = None) -> None:
         self.url = url
-        self.actor = actor
+        self.actor = cut(actor, _ACTOR_CHARS)  # a long node_name must not make every event unwritable
         self.engine = engine or make_engine(url)
 
     def upgrade(self) -> None:

@@ -7,10 +7,13 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import exists, select, update
 
 from router.journal.base import JournalBase
+from router.journal.columns import fit_text
 from router.journal.db import bulk_insert, chunks
+from router.journal.errors import JOURNAL_REFUSED, refused_by_database, translate
 from router.journal.records import (
     DeliveryOutcome,
     PlanOutcome,
+    StageEvent,
 )
 from router.journal.tables import deliveries, envelope_data, envelopes, events
 from schemas.envelope import EnvelopeStatus, utcnow
@@ -31,9 +34,31 @@ class StageJournal(JournalBase):
         return result
 
     def record_plans(self, plans: Sequence[PlanOutcome]) -> None:
-        """Commit a processing batch: stage events, planned deliveries and new statuses, all or nothing."""
+        """Commit a processing batch: stage events, planned deliveries and new statuses, all or nothing.
+
+        Should the database refuse the batch for good (e.g. an envelope a transform made larger than MySQL's
+        TEXT), each plan is committed alone, and one it still refuses is journaled as failed with the
+        database's reason: one document must neither hold up the others nor come back for ever.
+        """
         if not plans:
             return
+        try:
+            self._record_plans(plans)
+        except Exception as exc:
+            if not refused_by_database(exc):
+                raise
+            for plan in plans:
+                try:
+                    self._record_plans([plan])
+                except Exception as one:
+                    if not refused_by_database(one):
+                        raise
+                    reason = str(translate(one, "record_plans"))
+                    self._record_plans([PlanOutcome(plan.envelope_id, EnvelopeStatus.FAILED,
+                                                    [*plan.events, StageEvent("journal", "failed", reason)],
+                                                    error_code=JOURNAL_REFUSED, error=reason)])
+
+    def _record_plans(self, plans: Sequence[PlanOutcome]) -> None:
         now = utcnow()
         delivery_rows = list({
             f"{p.envelope_id}:{d}": {"id": f"{p.envelope_id}:{d}", "envelope_id": p.envelope_id, "destination": d,
@@ -57,7 +82,7 @@ class StageJournal(JournalBase):
                 if p.data is not None:
                     conn.execute(update(envelope_data).where(envelope_data.c.envelope_id == p.envelope_id)
                                  .values(data=p.data))
-                by_status.setdefault((p.status.value, p.error_code, p.error, None), []).append(p.envelope_id)
+                by_status.setdefault((p.status.value, p.error_code, fit_text(p.error), None), []).append(p.envelope_id)
             for (status, code, error, _), ids in by_status.items():
                 conn.execute(
                     update(envelopes)
@@ -107,12 +132,12 @@ class StageJournal(JournalBase):
                     continue
                 conn.execute(
                     update(deliveries).where(deliveries.c.id == o.delivery_id, deliveries.c.status != "delivered")
-                    .values(status=o.status, attempts=deliveries.c.attempts + 1, last_error=o.detail,
+                    .values(status=o.status, attempts=deliveries.c.attempts + 1, last_error=fit_text(o.detail),
                             next_try=o.next_try, updated_at=now)
                 )
             bulk_insert(conn, events, [
                 {"envelope_id": o.envelope_id, "at": now, "stage": "deliver", "outcome": o.status,
-                 "actor": self.actor, "destination": o.destination, "detail": o.detail}
+                 "actor": self.actor, "destination": o.destination, "detail": fit_text(o.detail)}
                 for o in outcomes
             ])
             touched = sorted({o.envelope_id for o in outcomes})
