@@ -5,6 +5,9 @@ publish what it produced, confirmed → acknowledge the batch. A failure of the 
 puts the batch back (nothing acknowledged) and the worker tries again after a pause; a message that
 cannot be read at all goes to the dead-letter queue with the reason. One bad message never stops a
 worker, and no message is acknowledged before its outcome is in the journal.
+
+Each destination has workers of its own on its own queue (``connections.<name>.delivery.concurrency``
+of them) and a circuit breaker (:mod:`router.circuit`), so a slow or dead peer holds up no other.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from kombu import Message, Queue
@@ -21,16 +25,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import Destination
+from router.circuit import CircuitBreaker, CircuitState
 from router.config import KurierConfig
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
 from router.messages import dead_envelope, dead_letter, delivery_messages, read_deliveries, read_inbound
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
-from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
+from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology
 from schemas.envelope import Envelope, EnvelopeStatus
 from schemas.errors import Permanent, Transient, redact_secrets
 
-__all__ = ["DeliveryWorker", "ProcessWorker", "Worker"]
+__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_workers", "destination_circuits"]
 
 log = logging.getLogger("kurier.workers")
 
@@ -54,6 +59,11 @@ class Worker(threading.Thread):
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         raise NotImplementedError
 
+    def fetch(self, consumer: BatchConsumer) -> list[Message]:
+        """The next batch (possibly empty, after ``batch_wait_ms``)."""
+        proc = self.config.processing
+        return consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
+
     def run(self) -> None:
         proc = self.config.processing
         pause = 0.5
@@ -64,7 +74,7 @@ class Worker(threading.Thread):
                 consumer = BatchConsumer(conn, self.queues, prefetch=proc.prefetch)
                 publisher = ConfirmingPublisher(conn, self.broker.topology)
                 while not self.stop_event.is_set():
-                    batch = consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
+                    batch = self.fetch(consumer)
                     if not batch:
                         continue
                     try:
@@ -114,12 +124,14 @@ class ProcessWorker(Worker):
     def __init__(self, *args: Any, pipeline: Pipeline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
+        self.signers = pipeline.signers()  # this worker's own: signer objects are not thread-safe
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         envs, out = self._decode(batch, read_inbound)
         statuses = self.journal.statuses(env.id for env in envs)
         timer = StageTimer({})
         plans: list[PlanOutcome] = []
+        retries: list[PlanOutcome] = []  # the signer failed transiently: these alone wait and try again
         routed: dict[str, Envelope] = {}
         resend: list[str] = []
         seen: set[str] = set()
@@ -135,7 +147,7 @@ class ProcessWorker(Worker):
                 out.append(dead_envelope(env, f"envelope {env.id} is not in the journal"))
             elif status == EnvelopeStatus.RECEIVED:
                 try:
-                    plan = self.pipeline.process(env, timer)
+                    plan = self.pipeline.process(env, timer, self.signers)
                 except Transient:
                     raise
                 except Exception as exc:  # a bug must not block the queue: journal it, keep the document
@@ -143,12 +155,17 @@ class ProcessWorker(Worker):
                     plan = PlanOutcome(env.id, EnvelopeStatus.FAILED,
                                        [StageEvent("process", "failed", f"internal error: {exc!r}")],
                                        error_code="internal", error=f"internal error: {exc!r}")
+                if plan.status == EnvelopeStatus.RECEIVED:
+                    retries.append(plan)
+                    continue
                 plans.append(plan)
                 if plan.status == EnvelopeStatus.ROUTED:
                     routed[env.id] = Envelope.from_json(plan.data) if plan.data else env
             elif status == EnvelopeStatus.ROUTED:
                 resend.append(env.id)  # redelivered after a crash: make sure its deliveries are queued
         self.journal.record_plans(plans)
+        if retries:
+            self._retry_later(retries)
         deliveries = [(f"{p.envelope_id}:{dest}", dest, routed[p.envelope_id])
                       for p in plans for dest in p.destinations]
         if resend:
@@ -161,35 +178,56 @@ class ProcessWorker(Worker):
             self.metrics.observe_stage(stage, seconds)
         return out
 
+    def _retry_later(self, retries: Sequence[PlanOutcome]) -> None:
+        retry = self.config.retry
+        done = self.journal.retry_received(retries, stage="sign", max_attempts=retry.max_attempts,
+                                           first_delay=retry.first_delay_seconds, max_delay=retry.max_delay_seconds,
+                                           grace=self.config.processing.recovery_grace_seconds)
+        for plan in done:
+            if plan.status == EnvelopeStatus.FAILED:  # an operator must act; a retry still to come needs no one
+                log.warning("%s: envelope %s failed at the sign stage: %s", self.name, plan.envelope_id, plan.error)
+
 
 class DeliveryWorker(Worker):
-    """Delivers to destinations, idempotently by delivery id; schedules retries in the journal."""
+    """Delivers to one destination from its queue, idempotently by delivery id; schedules retries in the journal.
 
-    def __init__(self, *args: Any, destinations: Mapping[str, Destination], **kwargs: Any) -> None:
+    Its circuit breaker decides what is attempted. A delivery not attempted because the circuit is open
+    is rescheduled in the journal with its attempt count unchanged (the sweeper queues it again later);
+    a delivery that was attempted records its own error, and counts towards ``retry.max_attempts``.
+    """
+
+    def __init__(self, *args: Any, destination: Destination, circuit: CircuitBreaker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.destinations = destinations
+        self.destination = destination
+        self.circuit = circuit
+        self.dest = circuit.destination  # the connection's name: its queue, its journal rows, its metrics
 
-    def _attempt(self, target: Destination, env: Envelope, key: str) -> str:
+    def fetch(self, consumer: BatchConsumer) -> list[Message]:
+        batch = super().fetch(consumer)
+        self.circuit.tick()  # an outage that goes on is told at intervals, even when nothing arrives
+        return batch
+
+    def _attempt(self, env: Envelope, key: str) -> str:
         retry = self.config.retry
         for attempt in Retrying(stop=stop_after_attempt(retry.in_process_attempts),
                                 wait=wait_exponential(multiplier=0.1, max=1.0),
                                 retry=retry_if_exception_type(Transient), reraise=True):
             with attempt:
-                return target.deliver(env, key)
+                return self.destination.deliver(env, key)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
+        name = self.dest
         items, out = self._decode(batch, read_deliveries)
         states = self.journal.delivery_statuses(did for did, _, _ in items)
-        outcomes: list[DeliveryOutcome] = []
-        down: dict[str, str] = {}  # destinations that failed in this batch: don't hammer them
-        started = time.perf_counter()
+        todo: list[tuple[str, Envelope, int]] = []
         seen: set[str] = set()
         for did, dest, env in items:
             state = states.get(did)
-            if state is None:
-                log.error("%s: delivery %s is not in the journal; sent to the dead-letter queue", self.name, did)
-                out.append(dead_envelope(env, f"delivery {did} is not in the journal", did))
+            if state is None or dest != name:
+                why = "is not in the journal" if state is None else f"is for {dest!r}, not for {name!r}"
+                log.error("%s: delivery %s %s; sent to the dead-letter queue", self.name, did, why)
+                out.append(dead_envelope(env, f"delivery {did} {why}", did))
                 continue
             if did in seen:
                 continue  # queued twice: one attempt per batch
@@ -197,34 +235,81 @@ class DeliveryWorker(Worker):
             status, attempts = state
             if status in ("delivered", "failed"):
                 continue  # done before (a redelivered message): delivering again would duplicate
-            target = self.destinations.get(dest)
-            if target is None:
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"destination {dest!r} is not configured"))
-                continue
-            if dest in down:
-                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
+            todo.append((did, env, attempts))
+        if self.circuit.state != CircuitState.CLOSED:
+            # The probe is the least-tried delivery: a long outage spreads its probes over the documents
+            # waiting instead of wearing out the attempts of one.
+            todo.sort(key=lambda item: item[2])
+        outcomes: list[DeliveryOutcome] = []
+        deferred: list[str] = []
+        started = time.perf_counter()
+        for did, env, attempts in todo:
+            if not self.circuit.allow():
+                deferred.append(did)
                 continue
             try:
-                receipt = self._attempt(target, env, did)
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "delivered", receipt))
+                receipt = self._attempt(env, did)
             except Permanent as exc:
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"[{exc.code}] {exc}"))
+                self.circuit.record_success()  # the destination answered: it refused this document for good
+                outcomes.append(DeliveryOutcome(did, env.id, name, "failed", f"[{exc.code}] {exc}"))
             except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
                 if not isinstance(exc, Transient):
-                    log.exception("%s: destination %s failed unexpectedly on %s", self.name, dest, did)
-                down[dest] = f"{type(exc).__name__}: {exc}"
-                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
+                    log.exception("%s: destination %s failed unexpectedly on %s", self.name, name, did)
+                error = f"{type(exc).__name__}: {exc}"
+                self.circuit.record_failure(error)
+                outcomes.append(self._retry_or_fail(did, env.id, attempts, error))
+            else:
+                self.circuit.record_success()
+                outcomes.append(DeliveryOutcome(did, env.id, name, "delivered", receipt))
         self.journal.record_deliveries(outcomes)
+        if deferred:
+            # Untried, so no attempt is counted: the journal keeps them, the sweeper queues them again later.
+            proc = self.config.processing
+            hold = max(proc.recovery_grace_seconds, proc.sweep_interval_seconds)
+            self.journal.touch(delivery_ids=deferred, hold=hold)
+            self.metrics.deferred(name, len(deferred))
         for o in outcomes:
             self.metrics.delivery(o.destination, o.status)
-        self.metrics.observe_stage("deliver", time.perf_counter() - started)
+        if outcomes:
+            self.metrics.observe_stage("deliver", time.perf_counter() - started)
         return out
 
-    def _retry_or_fail(self, did: str, eid: str, dest: str, attempts: int, error: str) -> DeliveryOutcome:
+    def _retry_or_fail(self, did: str, eid: str, attempts: int, error: str) -> DeliveryOutcome:
         retry = self.config.retry
+        dest = self.dest
         tried = attempts + 1
         if tried >= retry.max_attempts:
             return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}")
         when = retry_at(tried, retry.first_delay_seconds, retry.max_delay_seconds)
         return DeliveryOutcome(did, eid, dest, "retry", f"attempt {tried} failed: {error}; next try {when:%H:%M:%S}",
                                next_try=when)
+
+
+def delivery_workers(broker: Broker, topology: Topology, destinations: Mapping[str, Destination],
+                     circuits: Mapping[str, CircuitBreaker], **common: Any) -> list[DeliveryWorker]:
+    """Each destination's own workers on its own queue, as many as its ``delivery.concurrency``."""
+    config: KurierConfig = common["config"]
+    workers: list[DeliveryWorker] = []
+    for name, destination in sorted(destinations.items()):
+        count = config.connections[name].delivery.concurrency
+        for i in range(count):
+            workers.append(DeliveryWorker(f"deliver-{name}" + (f"-{i + 1}" if count > 1 else ""), broker,
+                                          [topology.deliveries[name]], destination=destination,
+                                          circuit=circuits[name], **common))
+    return workers
+
+
+def destination_circuits(config: KurierConfig, destinations: Sequence[str] | Mapping[str, Any],
+                         journal: Journal) -> dict[str, CircuitBreaker]:
+    """A circuit breaker per destination, set up by its ``delivery`` settings; its outage lines count what waits."""
+    circuits: dict[str, CircuitBreaker] = {}
+    for name in destinations:
+        delivery = config.connections[name].delivery
+        circuits[name] = CircuitBreaker(name, failure_threshold=delivery.failure_threshold,
+                                        open_seconds=delivery.open_seconds, waiting=partial(_waiting, journal, name))
+    return circuits
+
+
+def _waiting(journal: Journal, destination: str) -> int:
+    counts = journal.delivery_counts()
+    return counts.get((destination, "pending"), 0) + counts.get((destination, "retry"), 0)
