@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -32,10 +33,10 @@ from router.messages import dead_envelope, dead_letter, delivery_messages, read_
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage, Topology
-from schemas.envelope import Envelope, EnvelopeStatus
+from schemas.envelope import Envelope, EnvelopeStatus, utcnow
 from schemas.errors import Permanent, Transient, redact_secrets
 
-__all__ = ["DeliveryWorker", "ProcessWorker", "Worker", "delivery_workers", "destination_circuits"]
+__all__ = ["DeliveryWorker", "InFlight", "ProcessWorker", "Worker", "delivery_workers", "destination_circuits"]
 
 log = logging.getLogger("kurier.workers")
 
@@ -55,6 +56,7 @@ class Worker(threading.Thread):
         self.journal = journal
         self.metrics = metrics
         self.stop_event = stop
+        self.prefetch = config.processing.prefetch  # messages the broker may hand this worker ahead
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         raise NotImplementedError
@@ -65,13 +67,12 @@ class Worker(threading.Thread):
         return consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
 
     def run(self) -> None:
-        proc = self.config.processing
         pause = 0.5
         while not self.stop_event.is_set():
             conn = None
             try:
                 conn = self.broker.connect()
-                consumer = BatchConsumer(conn, self.queues, prefetch=proc.prefetch)
+                consumer = BatchConsumer(conn, self.queues, prefetch=self.prefetch)
                 publisher = ConfirmingPublisher(conn, self.broker.topology)
                 while not self.stop_event.is_set():
                     batch = self.fetch(consumer)
@@ -172,10 +173,22 @@ class ProcessWorker(Worker):
             pending = self.journal.pending_deliveries(resend)
             stored = self.journal.load({eid for _, eid, _ in pending})
             deliveries += [(did, dest, stored[eid]) for did, eid, dest in pending]
-        out += delivery_messages(deliveries, self.config.processing.batch_size)
+        out += self._delivery_messages(deliveries)
         self.metrics.routed(sum(1 for p in plans if p.status == EnvelopeStatus.ROUTED))
         for stage, seconds in timer.seconds.items():
             self.metrics.observe_stage(stage, seconds)
+        return out
+
+    def _delivery_messages(self, deliveries: Sequence[tuple[str, str, Envelope]]) -> list[OutMessage]:
+        """A destination's deliveries in at least as many messages as it has workers, so they all get some."""
+        size = self.config.processing.batch_size
+        by_destination: dict[str, list[tuple[str, str, Envelope]]] = {}
+        for item in deliveries:
+            by_destination.setdefault(item[1], []).append(item)
+        out: list[OutMessage] = []
+        for dest, items in by_destination.items():
+            workers = self.config.connections[dest].delivery.concurrency if dest in self.config.connections else 1
+            out += delivery_messages(items, min(size, max(1, -(-len(items) // workers))))
         return out
 
     def _retry_later(self, retries: Sequence[PlanOutcome]) -> None:
@@ -196,14 +209,24 @@ class DeliveryWorker(Worker):
     a delivery that was attempted records its own error, and counts towards ``retry.max_attempts``.
     """
 
-    def __init__(self, *args: Any, destination: Destination, circuit: CircuitBreaker, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, destination: Destination, circuit: CircuitBreaker,
+                 in_flight: InFlight | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.destination = destination
         self.circuit = circuit
+        self.in_flight = in_flight or InFlight()
         self.dest = circuit.destination  # the connection's name: its queue, its journal rows, its metrics
+        self.shared = self.config.connections[self.dest].delivery.concurrency > 1
+        if self.shared:
+            # Several workers share the queue: each holds one message at a time, so a worker stuck on a
+            # slow delivery keeps nothing from the others.
+            self.prefetch = 1
 
     def fetch(self, consumer: BatchConsumer) -> list[Message]:
-        batch = super().fetch(consumer)
+        if self.shared:
+            batch = consumer.fetch(1, self.config.processing.batch_wait_ms / 1000)  # one message, however many items
+        else:
+            batch = super().fetch(consumer)
         self.circuit.tick()  # an outage that goes on is told at intervals, even when nothing arrives
         return batch
 
@@ -240,33 +263,25 @@ class DeliveryWorker(Worker):
             # The probe is the least-tried delivery: a long outage spreads its probes over the documents
             # waiting instead of wearing out the attempts of one.
             todo.sort(key=lambda item: item[2])
+        # A copy re-queued while a slow delivery was still going on is another worker's: its outcome counts.
+        mine = self.in_flight.claim([did for did, _, _ in todo])
         outcomes: list[DeliveryOutcome] = []
-        deferred: list[str] = []
+        deferred: list[str] = []  # not attempted: the circuit is open
         started = time.perf_counter()
-        for did, env, attempts in todo:
-            if not self.circuit.allow():
-                deferred.append(did)
-                continue
-            try:
-                receipt = self._attempt(env, did)
-            except Permanent as exc:
-                self.circuit.record_success()  # the destination answered: it refused this document for good
-                outcomes.append(DeliveryOutcome(did, env.id, name, "failed", f"[{exc.code}] {exc}"))
-            except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
-                if not isinstance(exc, Transient):
-                    log.exception("%s: destination %s failed unexpectedly on %s", self.name, name, did)
-                error = f"{type(exc).__name__}: {exc}"
-                self.circuit.record_failure(error)
-                outcomes.append(self._retry_or_fail(did, env.id, attempts, error))
-            else:
-                self.circuit.record_success()
-                outcomes.append(DeliveryOutcome(did, env.id, name, "delivered", receipt))
-        self.journal.record_deliveries(outcomes)
+        try:
+            for did, env, attempts in todo:
+                if did not in mine:
+                    continue
+                if self.circuit.allow():
+                    outcomes.append(self._deliver(did, env, attempts))
+                else:
+                    deferred.append(did)
+            self.journal.record_deliveries(outcomes)
+        finally:
+            self.in_flight.release(mine)
         if deferred:
             # Untried, so no attempt is counted: the journal keeps them, the sweeper queues them again later.
-            proc = self.config.processing
-            hold = max(proc.recovery_grace_seconds, proc.sweep_interval_seconds)
-            self.journal.touch(delivery_ids=deferred, hold=hold)
+            self.journal.touch(delivery_ids=deferred, hold=self._hold)
             self.metrics.deferred(name, len(deferred))
         for o in outcomes:
             self.metrics.delivery(o.destination, o.status)
@@ -274,15 +289,63 @@ class DeliveryWorker(Worker):
             self.metrics.observe_stage("deliver", time.perf_counter() - started)
         return out
 
-    def _retry_or_fail(self, did: str, eid: str, attempts: int, error: str) -> DeliveryOutcome:
+    def _deliver(self, did: str, env: Envelope, attempts: int) -> DeliveryOutcome:
+        """One attempt (with its quick in-process retries); the outcome carries this document's own error."""
+        try:
+            receipt = self._attempt(env, did)
+        except Permanent as exc:
+            self.circuit.record_success()  # the destination answered: it refused this document for good
+            return DeliveryOutcome(did, env.id, self.dest, "failed", f"[{exc.code}] {exc}")
+        except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
+            if not isinstance(exc, Transient):
+                log.exception("%s: destination %s failed unexpectedly on %s", self.name, self.dest, did)
+            error = f"{type(exc).__name__}: {exc}"
+            self.circuit.record_failure(error)
+            # While the destination is known to be down, a tried delivery waits at least as long as the untried
+            # ones, and longer the more it was tried: with its own quicker back-off it would come back first and
+            # be the probe again and again, wearing out its attempts while others wait untried.
+            later = None if self.circuit.state == CircuitState.CLOSED else \
+                utcnow() + timedelta(seconds=self._hold * (attempts + 1))
+            return self._retry_or_fail(did, env.id, attempts, error, later)
+        self.circuit.record_success()
+        return DeliveryOutcome(did, env.id, self.dest, "delivered", receipt)
+
+    @property
+    def _hold(self) -> float:
+        """How long a delivery put aside while the circuit is open waits: the sweeper's grace (pending ones)."""
+        proc = self.config.processing
+        return max(proc.recovery_grace_seconds, proc.sweep_interval_seconds)
+
+    def _retry_or_fail(self, did: str, eid: str, attempts: int, error: str,
+                       not_before: datetime | None = None) -> DeliveryOutcome:
         retry = self.config.retry
         dest = self.dest
         tried = attempts + 1
         if tried >= retry.max_attempts:
             return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}")
         when = retry_at(tried, retry.first_delay_seconds, retry.max_delay_seconds)
+        when = max(when, not_before) if not_before else when
         return DeliveryOutcome(did, eid, dest, "retry", f"attempt {tried} failed: {error}; next try {when:%H:%M:%S}",
                                next_try=when)
+
+
+class InFlight:
+    """The deliveries a destination's workers in this process are busy with."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` no other worker holds, now held by the caller."""
+        with self._lock:
+            mine = set(ids) - self._ids
+            self._ids |= mine
+            return mine
+
+    def release(self, ids: set[str]) -> None:
+        with self._lock:
+            self._ids -= ids
 
 
 def delivery_workers(broker: Broker, topology: Topology, destinations: Mapping[str, Destination],
@@ -291,11 +354,11 @@ def delivery_workers(broker: Broker, topology: Topology, destinations: Mapping[s
     config: KurierConfig = common["config"]
     workers: list[DeliveryWorker] = []
     for name, destination in sorted(destinations.items()):
-        count = config.connections[name].delivery.concurrency
+        count, in_flight = config.connections[name].delivery.concurrency, InFlight()
         for i in range(count):
             workers.append(DeliveryWorker(f"deliver-{name}" + (f"-{i + 1}" if count > 1 else ""), broker,
                                           [topology.deliveries[name]], destination=destination,
-                                          circuit=circuits[name], **common))
+                                          circuit=circuits[name], in_flight=in_flight, **common))
     return workers
 
 
