@@ -17,6 +17,7 @@ from typing import Any
 
 from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
+from router.delivery import delivery_workers, destination_circuits
 from router.journal import Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
@@ -27,7 +28,7 @@ from router.routing import RoutingTable
 from router.store import FileStore
 from router.transform import Transformer
 from router.wiring import plan_connections
-from router.workers import ProcessWorker, delivery_workers, destination_circuits
+from router.workers import ProcessWorker
 from schemas.envelope import Envelope
 from schemas.errors import KurierError, Refused, Transient, redact_secrets
 
