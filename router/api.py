@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -57,6 +58,20 @@ class ReadyResponse(_Out):
 class StatsResponse(_Out):
     envelopes: dict[str, int]  # status → count
     deliveries: dict[str, dict[str, int]]  # destination → status → count
+
+
+class DestinationResponse(_Out):
+    name: str
+    state: str  # circuit breaker: closed, half-open (a probe may go), open (deliveries paused)
+    consecutive_failures: int
+    failures: int  # transient delivery failures since this process started
+    outage_since: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    waiting: int  # deliveries pending or to retry, in the journal
+    delivered: int
+    failed: int
 
 
 def _unauthorized() -> ApiError:
@@ -165,6 +180,21 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
         for (destination, status), count in journal.delivery_counts().items():
             by_destination.setdefault(destination, {})[status] = count
         return StatsResponse(envelopes=journal.status_counts(), deliveries=by_destination)
+
+    @api.get("/destinations", response_model=list[DestinationResponse])
+    def destinations() -> list[DestinationResponse]:
+        """Each destination: its circuit breaker as this process sees it, and its deliveries in the journal."""
+        counts = journal.delivery_counts()
+        return [
+            DestinationResponse(
+                name=c.destination, state=c.state.label, consecutive_failures=c.consecutive_failures,
+                failures=c.failures, outage_since=c.opened_at, last_success=c.last_success,
+                last_error=redact_secrets(c.last_error) if c.last_error else None, last_error_at=c.last_error_at,
+                waiting=counts.get((c.destination, "pending"), 0) + counts.get((c.destination, "retry"), 0),
+                delivered=counts.get((c.destination, "delivered"), 0), failed=counts.get((c.destination, "failed"), 0),
+            )
+            for c in metrics.circuits()
+        ]
 
     app.include_router(api)
     return app

@@ -26,16 +26,20 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from schemas.errors import ConfigError
 from schemas.identifiers import normalize_guid, validate_eik
 from schemas.limits import Limits as LimitsConfig
+from signing import BUILT_IN, plan_signer
 
 __all__ = [
     "AdapterConfig",
     "ApiConfig",
+    "DeliveryConfig",
     "KurierConfig",
     "LimitsConfig",
     "MatchConfig",
     "ProcessingConfig",
     "RetryConfig",
     "RouteConfig",
+    "SignerConfig",
+    "SigningConfig",
     "TransformConfig",
     "load_config",
 ]
@@ -73,11 +77,22 @@ class ProcessingConfig(_Strict):
     worker_processes: int = Field(0, ge=0, le=64)
 
 
+class DeliveryConfig(_Strict):
+    """How Kurier delivers to one connection: its own workers and its own circuit breaker."""
+
+    concurrency: int = Field(1, ge=1, le=32)  # deliveries in flight at once (a worker thread each)
+    # Transient failures in a row after which the destination is left alone (the circuit opens)...
+    failure_threshold: int = Field(5, ge=1)
+    open_seconds: float = Field(30.0, gt=0)  # ...for this long, then one delivery probes it
+
+
 class AdapterConfig(BaseModel):
     """A connection: ``adapter`` names the kind, the other keys are the kind's own settings."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     adapter: str
+    # Kurier's own settings for delivering to it, kept apart from the adapter's options.
+    delivery: DeliveryConfig = DeliveryConfig()
 
     @property
     def options(self) -> dict[str, Any]:
@@ -138,6 +153,39 @@ class DefaultRoute(_Strict):
     deliver_to: list[str] = Field(min_length=1)
 
 
+class SignerConfig(BaseModel):
+    """A signer: ``kind`` names it (``none``, ``testing``, ...), the other keys are the kind's own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SigningConfig(_Strict):
+    """Which signer signs the documents of which route. Without it nothing is signed (``none``)."""
+
+    signers: dict[str, SignerConfig] = {}
+    routes: dict[str, str] = {}  # route name (``default`` for default_route) → signer name
+    default: str = "none"  # the signer of routes not listed; ``none`` is built in and signs nothing
+
+    @model_validator(mode="after")
+    def _signers(self) -> SigningConfig:
+        for name, signer in self.signers.items():  # a kind's module is imported only when configured
+            try:
+                plan_signer(name, signer.kind, signer.options, where=f"signers.{name}")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        known = sorted({*self.signers, *BUILT_IN})
+        for where, name in [*((f"routes.{r}", s) for r, s in self.routes.items()), ("default", self.default)]:
+            if name not in self.signers and name not in BUILT_IN:
+                raise ValueError(f"{where}: names signer {name!r}, which is not under signing.signers "
+                                 f"(known: {', '.join(known)})")
+        return self
+
+
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("kurier_config_file_data", default=None)
 
 
@@ -170,6 +218,7 @@ class KurierConfig(BaseSettings):
     routes: list[RouteConfig] = []
     default_route: DefaultRoute | None = None
     transforms: list[TransformConfig] = []
+    signing: SigningConfig = SigningConfig()
     config_file: Path | None = Field(None, exclude=True)
 
     @classmethod
@@ -205,6 +254,11 @@ class KurierConfig(BaseSettings):
             for dest in self.default_route.deliver_to:
                 if dest not in names:
                     raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under connections")
+        route_names = {r.name for r in self.routes} | ({"default"} if self.default_route else set())
+        for signed in self.signing.routes:
+            if signed not in route_names:
+                raise ValueError(f"signing.routes names route {signed!r}, which is not under routes "
+                                 f"(known: {', '.join(sorted(route_names)) or 'none'}; `default` is default_route)")
         if self.processing.worker_processes and self.broker_url.startswith("memory"):
             raise ValueError("processing.worker_processes needs a broker shared between processes (RabbitMQ: "
                              "set broker_url); the embedded transport lives inside one process")

@@ -17,21 +17,21 @@ from typing import Any
 
 from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
+from router.delivery import delivery_workers, destination_circuits
 from router.journal import AcceptOutcome, Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
-from router.pipeline import Pipeline
+from router.pipeline import Pipeline, signer_table
 from router.queues import Broker, ConfirmingPublisher, Topology
 from router.recovery import Sweeper
 from router.routing import RoutingTable
 from router.store import FileStore
 from router.transform import Transformer
 from router.wiring import plan_connections
-from router.workers import DeliveryWorker, ProcessWorker
+from router.workers import ProcessWorker
 from schemas.envelope import Envelope
 from schemas.errors import KurierError, Permanent, Refused, Transient, redact_secrets
 from schemas.outage import Outage
-from signing import NoSigning
 
 __all__ = ["ALL_ROLES", "Hub"]
 
@@ -62,10 +62,12 @@ class Hub:
         self.topology = Topology(config.queue_prefix, self.destinations)
         self.broker = Broker(config.broker_url, self.topology)
         transformer = Transformer(config.transforms, config.resolve_path, self.store, config.limits.max_xml_bytes)
-        self.pipeline = Pipeline(routing=self.routing, store=self.store, limits=config.limits,
-                                 transformer=transformer, signer=NoSigning(), destinations=set(self.destinations))
+        self.pipeline = Pipeline(routing=self.routing, store=self.store, limits=config.limits, transformer=transformer,
+                                 signing=signer_table(config.signing), destinations=set(self.destinations))
         self.metrics = Metrics()
         self.metrics.add_journal_collector(self.journal)
+        self.circuits = destination_circuits(config, self.destinations, self.journal)
+        self.metrics.add_circuits(self.circuits.values())
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._intake_lock = threading.Lock()
@@ -88,8 +90,7 @@ class Hub:
             self._threads.append(
                 ProcessWorker("process", self.broker, [self.topology.inbound], pipeline=self.pipeline, **common))
         if "deliver" in roles:
-            self._threads.append(DeliveryWorker("deliver", self.broker, list(self.topology.deliveries.values()),
-                                                destinations=self.destinations, **common))
+            self._threads += delivery_workers(self.broker, self.topology, self.destinations, self.circuits, **common)
         if "sweep" in roles:
             self._threads.append(Sweeper(self.journal, self.broker, self.config, self._stop, self.metrics))
         for thread in self._threads:

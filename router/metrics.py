@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from router.circuit import CircuitSnapshot
 from schemas.envelope import EnvelopeStatus
 
 __all__ = ["DELIVERY_OUTCOMES", "Metrics", "StatusCounts"]
@@ -70,6 +71,43 @@ class _JournalCollector:
         return GaugeMetricFamily("kurier_journal_up", "1 when the last scrape could read the journal, else 0")
 
 
+class Circuit(Protocol):
+    """What the circuit collector reads of a destination's breaker (:class:`router.circuit.CircuitBreaker`)."""
+
+    def snapshot(self) -> CircuitSnapshot: ...
+
+
+class _CircuitCollector:
+    """``kurier_destination_circuit{destination}`` (0 closed, 1 half-open, 2 open) and the failures, at scrape time."""
+
+    def __init__(self, circuits: Iterable[Circuit]) -> None:
+        self.circuits = list(circuits)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        state, consecutive, failures = self._families()
+        for snap in (c.snapshot() for c in self.circuits):
+            state.add_metric([snap.destination], int(snap.state))
+            consecutive.add_metric([snap.destination], snap.consecutive_failures)
+            failures.add_metric([snap.destination], snap.failures)
+        return [state, consecutive, failures]
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
+        return (
+            GaugeMetricFamily("kurier_destination_circuit",
+                              "Circuit breaker of a destination: 0 closed, 1 half-open (a probe may go), 2 open",
+                              labels=["destination"]),
+            GaugeMetricFamily("kurier_destination_consecutive_failures",
+                              "Transient delivery failures in a row (the circuit opens at the threshold)",
+                              labels=["destination"]),
+            CounterMetricFamily("kurier_destination_failures", "Transient delivery failures since start",
+                                labels=["destination"]),
+        )
+
+
 class Metrics:
     """The hub's metrics, in a registry of their own; ``render()`` gives the /metrics body."""
 
@@ -100,8 +138,15 @@ class Metrics:
             buckets=_STAGE_BUCKETS,
             registry=self.registry,
         )
+        self.deliveries_deferred = Counter(
+            "kurier_deliveries_deferred",
+            "Deliveries not attempted because the destination's circuit was open (rescheduled, attempts unchanged)",
+            ["destination"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge("kurier_queue_depth", "Messages waiting in a queue", ["queue"], registry=self.registry)
         self._journal_collector: _JournalCollector | None = None
+        self._circuit_collector: _CircuitCollector | None = None
 
     # -- what the stages call ---------------------------------------------------------------------
     def received(self, source: str, n: int = 1) -> None:
@@ -119,6 +164,9 @@ class Metrics:
         if outcome not in DELIVERY_OUTCOMES:
             raise ValueError(f"delivery outcome {outcome!r} is not one of {', '.join(DELIVERY_OUTCOMES)}")
         self.deliveries.labels(destination=destination, outcome=outcome).inc(n)
+
+    def deferred(self, destination: str, n: int = 1) -> None:
+        self.deliveries_deferred.labels(destination=destination).inc(n)
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage=stage).observe(seconds)
@@ -143,6 +191,18 @@ class Metrics:
             self.registry.unregister(self._journal_collector)
         self._journal_collector = _JournalCollector(journal)
         self.registry.register(self._journal_collector)
+
+    def add_circuits(self, circuits: Iterable[Circuit]) -> None:
+        """Expose the destinations' circuit breakers (state and failures), read at scrape time."""
+        if self._circuit_collector is not None:
+            self.registry.unregister(self._circuit_collector)
+        self._circuit_collector = _CircuitCollector(circuits)
+        self.registry.register(self._circuit_collector)
+
+    def circuits(self) -> list[CircuitSnapshot]:
+        """Every destination's breaker now, by name (what ``GET /api/v1/destinations`` shows)."""
+        found = self._circuit_collector.circuits if self._circuit_collector else []
+        return sorted((c.snapshot() for c in found), key=lambda s: s.destination)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this registry: (body, content type)."""

@@ -5,6 +5,9 @@ publish what it produced, confirmed → acknowledge the batch. A failure of the 
 puts the batch back (nothing acknowledged) and the worker tries again after a pause; a message that
 cannot be read at all goes to the dead-letter queue with the reason. One bad message never stops a
 worker, and no message is acknowledged before its outcome is in the journal.
+
+The processing workers are here; each destination's delivery workers, with their circuit breaker,
+are in :mod:`router.delivery`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kombu import Message, Queue
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from adapters.base import Destination
 from router.config import KurierConfig
-from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent, retry_at
-from router.messages import dead_envelope, dead_letter, delivery_messages, read_deliveries, read_inbound
+from router.journal import Journal, PlanOutcome, StageEvent
+from router.messages import dead_envelope, dead_letter, delivery_messages, read_inbound
 from router.metrics import Metrics
 from router.pipeline import Pipeline, StageTimer
 from router.queues import BatchConsumer, Broker, ConfirmingPublisher, OutMessage
@@ -30,7 +30,7 @@ from schemas.envelope import Envelope, EnvelopeStatus
 from schemas.errors import Permanent, Transient, redact_secrets
 from schemas.outage import Outage
 
-__all__ = ["DeliveryWorker", "ProcessWorker", "Worker"]
+__all__ = ["ProcessWorker", "Worker"]
 
 log = logging.getLogger("kurier.workers")
 
@@ -57,12 +57,17 @@ class Worker(threading.Thread):
         self.journal = journal
         self.metrics = metrics
         self.stop_event = stop
+        self.prefetch = config.processing.prefetch  # messages the broker may hand this worker ahead
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         raise NotImplementedError
 
-    def run(self) -> None:
+    def fetch(self, consumer: BatchConsumer) -> list[Message]:
+        """The next batch (possibly empty, after ``batch_wait_ms``)."""
         proc = self.config.processing
+        return consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
+
+    def run(self) -> None:
         pause = 0.5
         # One outage per worker: the journal or the broker down is told when it starts, every 30 s while it
         # lasts, and when it ends; not once per batch put back.
@@ -71,11 +76,11 @@ class Worker(threading.Thread):
             conn = None
             try:
                 conn = self.broker.connect()
-                consumer = BatchConsumer(conn, self.queues, prefetch=proc.prefetch)
+                consumer = BatchConsumer(conn, self.queues, prefetch=self.prefetch)
                 publisher = ConfirmingPublisher(conn, self.broker.topology)
                 outage.recovered()
                 while not self.stop_event.is_set():
-                    batch = consumer.fetch(proc.batch_size, proc.batch_wait_ms / 1000)
+                    batch = self.fetch(consumer)
                     if not batch:
                         continue
                     try:
@@ -142,12 +147,14 @@ class ProcessWorker(Worker):
     def __init__(self, *args: Any, pipeline: Pipeline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
+        self.signers = pipeline.signers()  # this worker's own: signer objects are not thread-safe
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         envs, out = self._decode(batch, read_inbound)
         statuses = self.journal.statuses(env.id for env in envs)
         timer = StageTimer({})
         plans: list[PlanOutcome] = []
+        retries: list[PlanOutcome] = []  # the signer failed transiently: these alone wait and try again
         routed: dict[str, Envelope] = {}
         resend: list[str] = []
         seen: set[str] = set()
@@ -163,7 +170,7 @@ class ProcessWorker(Worker):
                 out.append(dead_envelope(env, f"envelope {env.id} is not in the journal"))
             elif status == EnvelopeStatus.RECEIVED:
                 try:
-                    plan = self.pipeline.process(env, timer)
+                    plan = self.pipeline.process(env, timer, self.signers)
                 except Transient:
                     raise
                 except Exception as exc:  # a bug must not block the queue: journal it, keep the document
@@ -171,88 +178,46 @@ class ProcessWorker(Worker):
                     plan = PlanOutcome(env.id, EnvelopeStatus.FAILED,
                                        [StageEvent("process", "failed", f"internal error: {exc!r}")],
                                        error_code="internal", error=f"internal error: {exc!r}")
+                if plan.status == EnvelopeStatus.RECEIVED:
+                    retries.append(plan)
+                    continue
                 plans.append(plan)
                 if plan.status == EnvelopeStatus.ROUTED:
                     routed[env.id] = Envelope.from_json(plan.data) if plan.data else env
             elif status == EnvelopeStatus.ROUTED:
                 resend.append(env.id)  # redelivered after a crash: make sure its deliveries are queued
         self.journal.record_plans(plans)
+        if retries:
+            self._retry_later(retries)
         deliveries = [(f"{p.envelope_id}:{dest}", dest, routed[p.envelope_id])
                       for p in plans for dest in p.destinations]
         if resend:
             pending = self.journal.pending_deliveries(resend)
             stored = self.journal.load({eid for _, eid, _ in pending})
             deliveries += [(did, dest, stored[eid]) for did, eid, dest in pending]
-        out += delivery_messages(deliveries, self.config.processing.batch_size)
+        out += self._delivery_messages(deliveries)
         self.metrics.routed(sum(1 for p in plans if p.status == EnvelopeStatus.ROUTED))
         for stage, seconds in timer.seconds.items():
             self.metrics.observe_stage(stage, seconds)
         return out
 
-
-class DeliveryWorker(Worker):
-    """Delivers to destinations, idempotently by delivery id; schedules retries in the journal."""
-
-    def __init__(self, *args: Any, destinations: Mapping[str, Destination], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.destinations = destinations
-
-    def _attempt(self, target: Destination, env: Envelope, key: str) -> str:
-        retry = self.config.retry
-        for attempt in Retrying(stop=stop_after_attempt(retry.in_process_attempts),
-                                wait=wait_exponential(multiplier=0.1, max=1.0),
-                                retry=retry_if_exception_type(Transient), reraise=True):
-            with attempt:
-                return target.deliver(env, key)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
-        items, out = self._decode(batch, read_deliveries)
-        states = self.journal.delivery_statuses(did for did, _, _ in items)
-        outcomes: list[DeliveryOutcome] = []
-        down: dict[str, str] = {}  # destinations that failed in this batch: don't hammer them
-        started = time.perf_counter()
-        seen: set[str] = set()
-        for did, dest, env in items:
-            state = states.get(did)
-            if state is None:
-                log.error("%s: delivery %s is not in the journal; sent to the dead-letter queue", self.name, did)
-                out.append(dead_envelope(env, f"delivery {did} is not in the journal", did))
-                continue
-            if did in seen:
-                continue  # queued twice: one attempt per batch
-            seen.add(did)
-            status, attempts = state
-            if status in ("delivered", "failed"):
-                continue  # done before (a redelivered message): delivering again would duplicate
-            target = self.destinations.get(dest)
-            if target is None:
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"destination {dest!r} is not configured"))
-                continue
-            if dest in down:
-                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
-                continue
-            try:
-                receipt = self._attempt(target, env, did)
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "delivered", receipt))
-            except Permanent as exc:
-                outcomes.append(DeliveryOutcome(did, env.id, dest, "failed", f"[{exc.code}] {exc}"))
-            except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
-                if not isinstance(exc, Transient):
-                    log.exception("%s: destination %s failed unexpectedly on %s", self.name, dest, did)
-                down[dest] = f"{type(exc).__name__}: {exc}"
-                outcomes.append(self._retry_or_fail(did, env.id, dest, attempts, down[dest]))
-        self.journal.record_deliveries(outcomes)
-        for o in outcomes:
-            self.metrics.delivery(o.destination, o.status)
-        self.metrics.observe_stage("deliver", time.perf_counter() - started)
+    def _delivery_messages(self, deliveries: Sequence[tuple[str, str, Envelope]]) -> list[OutMessage]:
+        """A destination's deliveries in at least as many messages as it has workers, so they all get some."""
+        size = self.config.processing.batch_size
+        by_destination: dict[str, list[tuple[str, str, Envelope]]] = {}
+        for item in deliveries:
+            by_destination.setdefault(item[1], []).append(item)
+        out: list[OutMessage] = []
+        for dest, items in by_destination.items():
+            workers = self.config.connections[dest].delivery.concurrency if dest in self.config.connections else 1
+            out += delivery_messages(items, min(size, max(1, -(-len(items) // workers))))
         return out
 
-    def _retry_or_fail(self, did: str, eid: str, dest: str, attempts: int, error: str) -> DeliveryOutcome:
+    def _retry_later(self, retries: Sequence[PlanOutcome]) -> None:
         retry = self.config.retry
-        tried = attempts + 1
-        if tried >= retry.max_attempts:
-            return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}")
-        when = retry_at(tried, retry.first_delay_seconds, retry.max_delay_seconds)
-        return DeliveryOutcome(did, eid, dest, "retry", f"attempt {tried} failed: {error}; next try {when:%H:%M:%S}",
-                               next_try=when)
+        done = self.journal.retry_received(retries, stage="sign", max_attempts=retry.max_attempts,
+                                           first_delay=retry.first_delay_seconds, max_delay=retry.max_delay_seconds,
+                                           grace=self.config.processing.recovery_grace_seconds)
+        for plan in done:
+            if plan.status == EnvelopeStatus.FAILED:  # an operator must act; a retry still to come needs no one
+                log.warning("%s: envelope %s failed at the sign stage: %s", self.name, plan.envelope_id, plan.error)

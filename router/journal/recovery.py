@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select, update
 
-from router.journal.base import JournalBase
-from router.journal.db import chunks
-from router.journal.tables import deliveries, envelope_data, envelopes
+from router.journal.base import JournalBase, retry_at
+from router.journal.db import bulk_insert, chunks
+from router.journal.records import PlanOutcome, StageEvent
+from router.journal.tables import deliveries, envelope_data, envelopes, events
 from schemas.envelope import Envelope, EnvelopeStatus, utcnow
 
 __all__ = ["RecoveryJournal"]
@@ -77,3 +79,49 @@ class RecoveryJournal(JournalBase):
                                   "an operator", row.envelope_id, ".".join(map(str, first["loc"])), first["msg"])
         return result
 
+    def retry_received(self, plans: Sequence[PlanOutcome], *, stage: str, max_attempts: int, first_delay: float,
+                       max_delay: float, grace: float) -> list[PlanOutcome]:
+        """Journal a transient failure of ``stage`` for received envelopes, and when the sweeper may re-queue each.
+
+        Each plan ends with its ``stage`` ``retry`` event (the envelope's own error). The n-th retry is due
+        after the journal's back-off (:func:`retry_at`); the try that reaches ``max_attempts`` fails the
+        envelope for an operator instead. Tries are the envelope's ``retry`` events of ``stage`` since an
+        operator last re-opened it. The sweeper re-queues a received envelope ``grace`` seconds after its
+        ``updated_at``, so that is set to the retry time less ``grace``. Returns what was journaled.
+        """
+        if not plans:
+            return []
+        now = utcnow()
+        ids = [p.envelope_id for p in plans]
+        tries = dict.fromkeys(ids, 1)
+        with self.engine.begin() as conn:
+            for chunk in chunks(sorted(set(ids)), 500):
+                rows = conn.execute(
+                    select(events.c.envelope_id, events.c.stage).where(
+                        events.c.envelope_id.in_(chunk), events.c.outcome == "retry",
+                        events.c.stage.in_((stage, "operator")))
+                    .order_by(events.c.id)
+                )
+                for row in rows:  # an operator's retry starts the count again
+                    tries[row.envelope_id] = 1 if row.stage == "operator" else tries[row.envelope_id] + 1
+            done: list[PlanOutcome] = []
+            for plan in plans:
+                *before, last = plan.events
+                n, error = tries[plan.envelope_id], last.detail or plan.error or "no reason given"
+                if n >= max_attempts:
+                    final = StageEvent(stage, "failed", f"gave up after {n} attempts: {error}")
+                    done.append(replace(plan, status=EnvelopeStatus.FAILED, events=[*before, final],
+                                        error=f"gave up after {n} attempts: {plan.error or error}"))
+                    conn.execute(update(envelopes).where(envelopes.c.id == plan.envelope_id,
+                                                         envelopes.c.status == EnvelopeStatus.RECEIVED.value)
+                                 .values(status=EnvelopeStatus.FAILED.value, error_code=plan.error_code,
+                                         error=done[-1].error, updated_at=now))
+                    continue
+                when = retry_at(n, first_delay, max_delay)
+                final = StageEvent(stage, "retry", f"attempt {n} failed: {error}; next try {when:%H:%M:%S}")
+                done.append(replace(plan, events=[*before, final]))
+                conn.execute(update(envelopes).where(envelopes.c.id == plan.envelope_id,
+                                                     envelopes.c.status == EnvelopeStatus.RECEIVED.value)
+                             .values(updated_at=when - timedelta(seconds=grace)))
+            bulk_insert(conn, events, [row for p in done for row in self._event_rows(p.envelope_id, p.events, now)])
+        return done

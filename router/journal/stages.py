@@ -121,6 +121,12 @@ class StageJournal(JournalBase):
             return
         now = utcnow()
         with self.engine.begin() as conn:
+            # An envelope's deliveries to several destinations are recorded by their workers at the same
+            # time: each locks the envelope's row first (in id order, so no deadlock), so the last of them
+            # sees the others' outcomes and settles it. (SQLite writes one transaction at a time anyway.)
+            for chunk in chunks(sorted({o.envelope_id for o in outcomes}), 500):
+                conn.execute(select(envelopes.c.id).where(envelopes.c.id.in_(chunk)).order_by(envelopes.c.id)
+                             .with_for_update())
             delivered = [o.delivery_id for o in outcomes if o.status == "delivered"]
             for chunk in chunks(delivered, 500):
                 conn.execute(
