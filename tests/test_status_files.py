@@ -254,3 +254,14 @@ def test_an_outbox_only_connection_still_hears_statuses(ctx: AdapterContext) -> 
     connection = create("oblast", Settings(outbox="outbox"), ctx)
     assert isinstance(connection.source, StatusPoller)
     assert connection.source.folder == ctx.data_dir / "outbox" / "status" and connection.source.folder.is_dir()
+
+
+def test_a_share_mounted_after_start_is_polled_once_it_is_there(ctx: AdapterContext, reporter: FakeReporter) -> None:
+    (ctx.data_dir / "outbox").write_text("not mounted yet")  # a file where the folder should be
+    statuses = poller(ctx, Clock(), settle=0)
+    assert statuses.poll_once() == 0
+    (ctx.data_dir / "outbox").unlink()
+    statuses.folder.mkdir(parents=True)  # the share is mounted; the AIS writes a status file
+    closed = StatusReport(document_guid=GUID, status=RecipientStatus.CLOSED)
+    (statuses.folder / "late.xml").write_bytes(render_report(closed))
+    assert statuses.poll_once() == 1 and reporter.reports[0][1].status == RecipientStatus.CLOSED

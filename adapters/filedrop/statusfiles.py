@@ -130,16 +130,25 @@ class StatusPoller(PollingSource):
         self.name, self.settings, self.ctx, self.folder = name, settings, ctx, folder
         self.poll_interval = settings.poll_interval
         self.work, self.processed, self.failed = folder / ".work", folder / "processed", folder / "failed"
-        with contextlib.suppress(OSError):  # an unmounted share is not fatal: polling waits for it
-            for path in (self.work, self.processed, self.failed):
-                path.mkdir(parents=True, exist_ok=True)
+        self._folders()
         self._clock = clock
         self._seen: dict[str, tuple[tuple[int, int], float]] = {}  # name -> (size, mtime_ns), since when
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
 
+    def _folders(self) -> bool:
+        """Make the folders (again: a share mounted late, a folder removed); False while that cannot be done."""
+        if self.work.is_dir() and self.processed.is_dir() and self.failed.is_dir():
+            return True
+        try:
+            for path in (self.work, self.processed, self.failed):
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError:  # an unmounted share is not fatal: polling waits for it
+            return False
+        return True
+
     def poll_once(self, intake: Intake | None = None) -> int:
-        if not self.work.is_dir():
+        if not self._folders():
             return 0
         done, now = 0, self._clock()
         for path in sorted(self.work.iterdir()):  # a crash's leftovers, and reports the hub could not take yet

@@ -1,8 +1,8 @@
 """Statuses per recipient in the journal: history rows, reports from destinations, and who was told.
 
 Kurier's own statuses (accepted, queued, delivered, failed, paper original required) are rows of the
-transactions that already commit each batch (:mod:`.intake`, :mod:`.stages` call :func:`status_row`), so
-they cost no commit of their own. A destination's later report is journaled here, once however often it
+transactions that already commit each batch (:mod:`.intake` and :mod:`.stages` add them with
+:func:`status_row` and :func:`delivery_status_rows`), so they cost no commit of their own. A destination's later report is journaled here, once however often it
 is repeated. The notifier reads the changes not yet told to their source and marks them told: until
 then the journal says they are owed, across any crash.
 """
