@@ -118,3 +118,9 @@ class Notifier(threading.Thread):
                 continue  # a backlog: go on at once
             self._wake.wait(pause)
             self._wake.clear()
+        # One last round while the connections are still open, so a hub stopped right after a change
+        # (an operator's restart, the demo) tells it now; whatever stays untold waits in the journal.
+        try:
+            self.tell_once()
+        except Exception as exc:
+            log.warning("status changes left untold at stop, told after the restart: %s", redact_secrets(str(exc)))

@@ -2,9 +2,10 @@
 
 Kurier's own statuses (accepted, queued, delivered, failed, paper original required) are rows of the
 transactions that already commit each batch (:mod:`.intake` and :mod:`.stages` add them with
-:func:`status_row` and :func:`delivery_status_rows`), so they cost no commit of their own. A destination's later report is journaled here, once however often it
-is repeated. The notifier reads the changes not yet told to their source and marks them told: until
-then the journal says they are owed, across any crash.
+:func:`status_row` and :func:`delivery_status_rows`), so they cost no commit of their own. A
+destination's later report is journaled here, once however often it is repeated. The notifier reads
+the changes not yet told to their source and marks them told: until then the journal says they are
+owed, across any crash.
 """
 
 from __future__ import annotations
