@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import exists, select, update
 
 from router.journal.base import JournalBase
 from router.journal.db import bulk_insert, chunks
@@ -14,10 +13,9 @@ from router.journal.records import (
     DeliveryOutcome,
     PlanOutcome,
 )
-from router.journal.statuses import delivery_status_rows, sources_of, status_row
-from router.journal.tables import deliveries, envelope_data, envelopes, events, status_changes
+from router.journal.statuses import delivery_status_rows, plan_status_rows
+from router.journal.tables import deliveries, envelope_data, envelopes, events
 from schemas.envelope import EnvelopeStatus, utcnow
-from schemas.status import RecipientStatus
 
 __all__ = ["StageJournal"]
 
@@ -54,7 +52,7 @@ class StageJournal(JournalBase):
                 missing = [r for r in delivery_rows if r["id"] not in have]
                 if missing:
                     bulk_insert(conn, deliveries, missing)
-            self._plan_statuses(conn, plans, missing, now)
+            plan_status_rows(conn, plans, missing, now, self.actor)
             event_rows = [row for p in plans for row in self._event_rows(p.envelope_id, p.events, now)]
             if event_rows:
                 bulk_insert(conn, events, event_rows)
@@ -70,21 +68,6 @@ class StageJournal(JournalBase):
                     .where(envelopes.c.id.in_(ids), envelopes.c.status == EnvelopeStatus.RECEIVED.value)
                     .values(status=status, error_code=code, error=error, updated_at=now)
                 )
-
-    def _plan_statuses(self, conn: Connection, plans: Sequence[PlanOutcome], planned: Sequence[dict[str, Any]],
-                       now: datetime) -> None:
-        """Status rows of a processing batch: queued per delivery planned now (not one planned before: a
-        redelivered batch adds none), failed or paper-required for envelopes that will not be delivered."""
-        if planned:
-            delivery_status_rows(conn, [r["id"] for r in planned], now, self.actor, RecipientStatus.QUEUED)
-        ended = {EnvelopeStatus.FAILED: RecipientStatus.FAILED, EnvelopeStatus.PAPER: RecipientStatus.PAPER_REQUIRED}
-        closed = [p for p in plans if p.status in ended]
-        if closed:  # rare: read their sources
-            source = sources_of(conn, [p.envelope_id for p in closed])
-            bulk_insert(conn, status_changes, [
-                status_row(p.envelope_id, source[p.envelope_id], None, ended[p.status], now, self.actor, p.error)
-                for p in closed if p.envelope_id in source
-            ])
 
     def pending_deliveries(self, envelope_ids: Iterable[str]) -> list[tuple[str, str, str]]:
         """(delivery id, envelope id, destination) still to do for these envelopes."""

@@ -2,10 +2,10 @@
 
 Kurier's own statuses (accepted, queued, delivered, failed, paper original required) are rows of the
 transactions that already commit each batch (:mod:`.intake` and :mod:`.stages` add them with
-:func:`status_row` and :func:`delivery_status_rows`), so they cost no commit of their own. A
-destination's later report is journaled here, once however often it is repeated. The notifier reads
-the changes not yet told to their source and marks them told: until then the journal says they are
-owed, across any crash.
+:func:`status_row`, :func:`plan_status_rows` and :func:`delivery_status_rows`), so they cost no commit
+of their own. A destination's later report is journaled here, once however often it is repeated. The
+notifier reads the changes not yet told to their source and marks them told: until then the journal
+says they are owed, across any crash.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, String, case, literal, null, select, update
 
-from router.journal.db import chunks
+from router.journal.db import bulk_insert, chunks
 from router.journal.operator import OperatorJournal
-from router.journal.records import MessageDetail, StatusRecord, aware, current_statuses
+from router.journal.records import MessageDetail, PlanOutcome, StatusRecord, aware, current_statuses
 from router.journal.tables import deliveries, envelopes, status_changes
-from schemas.envelope import utcnow
+from schemas.envelope import EnvelopeStatus, utcnow
 from schemas.errors import Refused, Transient
 from schemas.status import RecipientStatus, StatusChange, StatusReport
 
-__all__ = ["StatusJournal", "delivery_status_rows", "sources_of", "status_row"]
+__all__ = ["StatusJournal", "delivery_status_rows", "plan_status_rows", "sources_of", "status_row"]
 
 
 def status_row(envelope_id: str, source: str, destination: str | None, status: RecipientStatus, at: datetime,
@@ -53,6 +53,23 @@ def delivery_status_rows(conn: Connection, delivery_ids: Iterable[str], at: date
                 .join_from(deliveries, envelopes, envelopes.c.id == d.envelope_id)
                 .where(d.id.in_(chunk)).order_by(d.id))
         conn.execute(status_changes.insert().from_select(columns, rows))
+
+
+def plan_status_rows(conn: Connection, plans: Sequence[PlanOutcome], planned: Sequence[dict[str, Any]],
+                     at: datetime, actor: str) -> None:
+    """History rows of a processing batch: queued per delivery planned now (``planned``: a redelivered
+    batch plans none, so queues nothing twice), failed or paper-required for envelopes that will not be
+    delivered at all."""
+    if planned:
+        delivery_status_rows(conn, [r["id"] for r in planned], at, actor, RecipientStatus.QUEUED)
+    ended = {EnvelopeStatus.FAILED: RecipientStatus.FAILED, EnvelopeStatus.PAPER: RecipientStatus.PAPER_REQUIRED}
+    closed = [p for p in plans if p.status in ended]
+    if closed:  # rare: their sources are read back
+        source = sources_of(conn, [p.envelope_id for p in closed])
+        bulk_insert(conn, status_changes, [
+            status_row(p.envelope_id, source[p.envelope_id], None, ended[p.status], at, actor, p.error)
+            for p in closed if p.envelope_id in source
+        ])
 
 
 def sources_of(conn: Connection, envelope_ids: Iterable[str]) -> dict[str, str]:
