@@ -61,8 +61,8 @@ def _history(journal: Journal, env: Envelope) -> list[tuple[str | None, Recipien
 def test_kurier_records_accepted_queued_and_delivered_per_recipient(journal: Journal) -> None:
     source = unique("ais")
     env = _delivered(journal, source, "region", "archive")
-    assert _history(journal, env) == [(None, S.ACCEPTED), ("archive", S.QUEUED), ("region", S.QUEUED),
-                                      ("archive", S.DELIVERED), ("region", S.DELIVERED)]
+    assert _history(journal, env) == [(None, S.ACCEPTED), ("region", S.QUEUED), ("archive", S.QUEUED),
+                                      ("region", S.DELIVERED), ("archive", S.DELIVERED)]
     # A redelivered processing batch (after a crash) plans nothing new, and queues no status twice
     journal.record_plans([PlanOutcome(env.id, EnvelopeStatus.ROUTED, [], ["region", "archive"])])
     assert len(journal.status_history(env.id)) == 5

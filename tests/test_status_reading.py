@@ -46,8 +46,8 @@ def test_the_api_shows_the_history_and_where_the_document_stands_at_each_recipie
     body = client.get(f"/api/v1/messages/{env.id}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
     assert [(s["destination"], s["status"]) for s in body["statuses"]] == [
-        (None, "accepted"), ("archive", "queued"), ("region", "queued"), ("archive", "delivered"),
-        ("region", "delivered"), ("region", "registered")]
+        (None, "accepted"), ("region", "queued"), ("archive", "queued"), ("region", "delivered"),
+        ("archive", "delivered"), ("region", "registered")]
     assert [(c["destination"], c["status"], c["label"]) for c in body["current"]] == [
         ("archive", "delivered", "Доставен / Delivered"), ("region", "registered", "Регистриран / Registered")]
     registered = body["current"][1]

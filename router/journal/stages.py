@@ -120,8 +120,7 @@ class StageJournal(JournalBase):
                 for o in outcomes
             ])
             # the source is told: delivered, or failed with the reason (retries are no news)
-            delivery_status_rows(conn, [o.delivery_id for o in outcomes if o.status in ("delivered", "failed")],
-                                 now, self.actor)
+            delivery_status_rows(conn, outcomes, now, self.actor)
             touched = sorted({o.envelope_id for o in outcomes})
             for chunk in chunks(touched, 500):
                 open_delivery = exists().where(

@@ -1,11 +1,11 @@
 """Statuses per recipient in the journal: history rows, reports from destinations, and who was told.
 
 Kurier's own statuses (accepted, queued, delivered, failed, paper original required) are rows of the
-transactions that already commit each batch (:mod:`.intake` and :mod:`.stages` add them with
-:func:`status_row`, :func:`plan_status_rows` and :func:`delivery_status_rows`), so they cost no commit
-of their own. A destination's later report is journaled here, once however often it is repeated. The
-notifier reads the changes not yet told to their source and marks them told: until then the journal
-says they are owed, across any crash.
+transactions that already commit each batch, so they cost no commit of their own: :mod:`.intake` copies
+the accepted rows in with the envelopes (:func:`status_row`), :mod:`.stages` adds one multi-row INSERT
+per batch (:func:`plan_status_rows`, :func:`delivery_status_rows`). A destination's later report is
+journaled here, once however often it is repeated. The notifier reads the changes not yet told to their
+source and marks them told: until then the journal says they are owed, across any crash.
 """
 
 from __future__ import annotations
@@ -15,44 +15,57 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, String, case, literal, null, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from router.journal.db import bulk_insert, chunks
+from router.journal.db import chunks
 from router.journal.operator import OperatorJournal
-from router.journal.records import MessageDetail, PlanOutcome, StatusRecord, aware, current_statuses
+from router.journal.records import (
+    DeliveryOutcome,
+    MessageDetail,
+    PlanOutcome,
+    StatusRecord,
+    aware,
+    current_statuses,
+)
 from router.journal.tables import deliveries, envelopes, status_changes
 from schemas.envelope import EnvelopeStatus, utcnow
 from schemas.errors import Refused, Transient
 from schemas.status import RecipientStatus, StatusChange, StatusReport
 
-__all__ = ["StatusJournal", "delivery_status_rows", "plan_status_rows", "sources_of", "status_row"]
+__all__ = ["StatusJournal", "delivery_status_rows", "insert_status_rows", "plan_status_rows", "status_row"]
 
 
 def status_row(envelope_id: str, source: str, destination: str | None, status: RecipientStatus, at: datetime,
                actor: str, reason: str | None = None) -> dict[str, Any]:
-    """A history row for :func:`~router.journal.db.bulk_insert` (every row of one batch has the same keys)."""
+    """A history row whose source is known, for :func:`~router.journal.db.bulk_insert` (COPY on PostgreSQL)."""
     return {"envelope_id": envelope_id, "source": source, "destination": destination, "status": status.value,
             "reason": reason, "at": at, "actor": actor}
 
 
-def delivery_status_rows(conn: Connection, delivery_ids: Iterable[str], at: datetime, actor: str,
-                         status: RecipientStatus | None = None) -> None:
-    """History rows for these deliveries, made by the database in one statement per chunk: ``status`` for
-    each (queued), or else each delivery's own outcome (delivered, or failed with its last error).
+def insert_status_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert history rows made without their envelope's source (stage outcomes carry only the id): the
+    database fills it in per row, by primary key, in the same multi-row INSERT.
 
-    The rows need each envelope's source, which the stage outcomes do not carry: an INSERT … SELECT joins
-    it in on the server, cheaper than reading the sources back and copying the rows in (this is the hot path).
+    A lookup by primary key per row stays cheap whatever the planner knows; a join or an IN list over
+    the batch is planned as sequential scans on a journal not analyzed yet (a fresh one, the bench's).
     """
-    d = deliveries.c
-    state: Any = literal(status.value, String) if status else d.status
-    reason: Any = null() if status else case((d.status == "failed", d.last_error), else_=null())
-    columns = ["envelope_id", "source", "destination", "status", "reason", "at", "actor"]
-    for chunk in chunks(sorted(set(delivery_ids)), 500):
-        rows = (select(d.envelope_id, envelopes.c.source, d.destination, state, reason,
-                       literal(at, DateTime(timezone=True)), literal(actor, String))
-                .join_from(deliveries, envelopes, envelopes.c.id == d.envelope_id)
-                .where(d.id.in_(chunk)).order_by(d.id))
-        conn.execute(status_changes.insert().from_select(columns, rows))
+    if not rows:
+        return
+    source = select(envelopes.c.source).where(envelopes.c.id == bindparam("source_of")).scalar_subquery()
+    conn.execute(status_changes.insert().values(source=source), [{**row, "source_of": row["envelope_id"]}
+                                                                 for row in rows])
+
+
+def delivery_status_rows(conn: Connection, outcomes: Iterable[DeliveryOutcome], at: datetime, actor: str) -> None:
+    """History rows of a delivery batch: delivered, or failed with the reason (a retry is no news)."""
+    insert_status_rows(conn, [
+        {"envelope_id": o.envelope_id, "destination": o.destination, "status": o.status,
+         "reason": None if o.status == "delivered" else o.detail, "at": at, "actor": actor}
+        for o in outcomes if o.status in ("delivered", "failed")
+    ])
+
+
+_ENDED = {EnvelopeStatus.FAILED: RecipientStatus.FAILED, EnvelopeStatus.PAPER: RecipientStatus.PAPER_REQUIRED}
 
 
 def plan_status_rows(conn: Connection, plans: Sequence[PlanOutcome], planned: Sequence[dict[str, Any]],
@@ -60,25 +73,11 @@ def plan_status_rows(conn: Connection, plans: Sequence[PlanOutcome], planned: Se
     """History rows of a processing batch: queued per delivery planned now (``planned``: a redelivered
     batch plans none, so queues nothing twice), failed or paper-required for envelopes that will not be
     delivered at all."""
-    if planned:
-        delivery_status_rows(conn, [r["id"] for r in planned], at, actor, RecipientStatus.QUEUED)
-    ended = {EnvelopeStatus.FAILED: RecipientStatus.FAILED, EnvelopeStatus.PAPER: RecipientStatus.PAPER_REQUIRED}
-    closed = [p for p in plans if p.status in ended]
-    if closed:  # rare: their sources are read back
-        source = sources_of(conn, [p.envelope_id for p in closed])
-        bulk_insert(conn, status_changes, [
-            status_row(p.envelope_id, source[p.envelope_id], None, ended[p.status], at, actor, p.error)
-            for p in closed if p.envelope_id in source
-        ])
-
-
-def sources_of(conn: Connection, envelope_ids: Iterable[str]) -> dict[str, str]:
-    """Envelope id → the source that submitted it (stage outcomes carry only the id)."""
-    found: dict[str, str] = {}
-    for chunk in chunks(sorted(set(envelope_ids)), 500):
-        rows = conn.execute(select(envelopes.c.id, envelopes.c.source).where(envelopes.c.id.in_(chunk)))
-        found.update({r.id: r.source for r in rows})
-    return found
+    rows = [{"envelope_id": r["envelope_id"], "destination": r["destination"],
+             "status": RecipientStatus.QUEUED.value, "reason": None, "at": at, "actor": actor} for r in planned]
+    rows += [{"envelope_id": p.envelope_id, "destination": None, "status": _ENDED[p.status].value,
+              "reason": p.error, "at": at, "actor": actor} for p in plans if p.status in _ENDED]
+    insert_status_rows(conn, rows)
 
 
 def _record(row: Any) -> StatusRecord:
