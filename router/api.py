@@ -165,7 +165,8 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
 
     @api.get("/messages/{envelope_id}", response_model=MessageDetail, responses={404: {"model": ErrorResponse}})
     def message(envelope_id: str) -> MessageDetail:
-        """One document: its summary, envelope, event timeline and deliveries."""
+        """One document: its summary, envelope, event timeline, deliveries, and its status history per
+        recipient (``statuses``, oldest first) with where it stands at each recipient now (``current``)."""
         detail = journal.get(envelope_id)
         if detail is None:
             raise ApiError(

@@ -270,7 +270,7 @@ def messages_list(
 
 @messages_app.command("show")
 def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
-    """One message: its envelope, its event timeline and its deliveries."""
+    """One message: its envelope, its event timeline, its deliveries and its status at each recipient."""
     with _journal(config) as journal:
         detail = journal.get(envelope_id)
         if detail is None:  # a GUID or registration number instead of the id: fine if it names one message
@@ -295,6 +295,17 @@ def messages_show(envelope_id: str, config: ConfigOption = None) -> None:
             dels.add_row(d.destination, d.status, str(d.attempts), f"{d.next_try:%H:%M:%S}" if d.next_try else "",
                          d.last_error or "")
         console.print(dels)
+    if detail.statuses:
+        history = _table("statuses / статуси", "seq", "at", "recipient", "status", "reg. number", "reason", "told")
+        for r in detail.statuses:
+            number = " ".join(x for x in (r.reg_number, r.reg_date.isoformat() if r.reg_date else None) if x)
+            told = (f"{r.told_at:%H:%M:%S}" if r.told else f"no: {r.tell_error}") if r.told_at else "not yet"
+            history.add_row(str(r.seq), f"{r.at:%Y-%m-%d %H:%M:%S}", r.destination or "—", r.label, number,
+                            r.reason or "", told)
+        console.print(history)
+        for r in detail.current:
+            number = f" № {r.reg_number}" + (f" / {r.reg_date:%d.%m.%Y}" if r.reg_date else "") if r.reg_number else ""
+            console.print(f"now at {r.destination or '—'}: [bold]{r.label}[/bold]{number}")
 
 
 @messages_app.command("retry")

@@ -2,7 +2,7 @@
 
 ``Hub`` is also the :class:`~adapters.base.Intake` that sources submit to: validate, journal, queue —
 in that order, so a document is either refused with a reason or journaled before anyone is told it
-was accepted.
+was accepted — and the :class:`~adapters.base.StatusReporter` that destinations report later statuses to.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
 from router.delivery import delivery_workers, destination_circuits
 from router.journal import AcceptOutcome, Journal, StageEvent
 from router.messages import inbound_messages
 from router.metrics import Metrics
+from router.notify import Notifier
 from router.pipeline import Pipeline, signer_table
 from router.queues import Broker, ConfirmingPublisher, Topology
 from router.recovery import Sweeper
@@ -32,6 +35,7 @@ from router.workers import ProcessWorker
 from schemas.envelope import Envelope
 from schemas.errors import KurierError, Permanent, Refused, Transient, redact_secrets
 from schemas.outage import Outage
+from schemas.status import StatusReport
 
 __all__ = ["ALL_ROLES", "Hub"]
 
@@ -49,7 +53,7 @@ class Hub:
         self.actor = config.node_name or f"{socket.gethostname()}:{os.getpid()}"
         self.journal = Journal(config.resolved_journal_url, actor=self.actor)
         self.store = FileStore(config.store_dir, max_bytes=config.limits.max_document_bytes)
-        ctx = AdapterContext(config.data_dir, self.store, config.limits)
+        ctx = AdapterContext(config.data_dir, self.store, config.limits, statuses=self)
         plans = plan_connections(config)
         self.connections: dict[str, Connection] = {name: build_connection(plan, ctx) for name, plan in plans.items()}
         self.destinations: dict[str, Destination] = {
@@ -76,6 +80,7 @@ class Hub:
         self._queueing = Outage("the hub's intake: queueing received documents", log)
         self._unqueued: set[str] = set()  # journaled during a queueing outage, waiting for the sweeper
         self._children: list[Any] = []
+        self._notifier: Notifier | None = None
         self.started = False
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -93,6 +98,13 @@ class Hub:
             self._threads += delivery_workers(self.broker, self.topology, self.destinations, self.circuits, **common)
         if "sweep" in roles:
             self._threads.append(Sweeper(self.journal, self.broker, self.config, self._stop, self.metrics))
+            retry = self.config.retry
+            self._notifier = Notifier(self.journal, self.connections, self._stop,
+                                      interval=min(1.0, self.config.processing.sweep_interval_seconds),
+                                      # Telling is cheap and an AIS waits for it: never more than a minute apart.
+                                      first_delay=min(retry.first_delay_seconds, 60.0),
+                                      max_delay=min(retry.max_delay_seconds, 60.0))
+            self._threads.append(self._notifier)
         for thread in self._threads:
             thread.start()
         if "sources" in roles:
@@ -118,6 +130,8 @@ class Hub:
             stop_workers(self._children)
             self._children = []
         self._stop.set()
+        if self._notifier is not None:
+            self._notifier.wake()  # out of its wait, to see the stop
         for thread in self._threads:
             thread.join(timeout=30)
         for conn in self.connections.values():
@@ -208,6 +222,25 @@ class Hub:
                                          error=str(error), what=what if envelope is None else None)
         self.metrics.refused(source, error.code)
         return journal_id
+
+    # -- statuses reported by destinations --------------------------------------------------------
+    def report(self, connection: str, report: StatusReport) -> None:
+        """Journal a later status of a document delivered through ``connection``; its source is told.
+
+        Raises :class:`Refused` for a document never delivered there, :class:`Transient` while the journal
+        is unavailable or the delivery is not journaled yet (reports are idempotent: report it again).
+        """
+        try:
+            recorded = self.journal.record_report(connection, report)
+        except (OperationalError, InterfaceError) as exc:
+            raise Transient(f"the journal is unavailable, report again later: {redact_secrets(str(exc))}") from exc
+        except DBAPIError as exc:  # the database refuses this report's values: repeating cannot help
+            raise Refused(f"the journal cannot record this report: {redact_secrets(str(exc))}",
+                          code="invalid-report") from exc
+        if recorded:
+            log.info("%s reported %s for %s", connection, report.status.value, report.document_guid)
+            if self._notifier is not None:
+                self._notifier.wake()
 
     def _refused(self, env: Envelope, stage: str, exc: Refused) -> Refused:
         journal_id = self.refuse(env.source, "", exc, env, stage)

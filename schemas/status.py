@@ -9,7 +9,7 @@ in the journal as history, and the source that submitted the document is told of
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schemas.envelope import utcnow
 from schemas.identifiers import normalize_guid
 
-__all__ = ["RecipientStatus", "StatusChange", "StatusReport"]
+__all__ = ["REPORTABLE", "SEOS_CODES", "RecipientStatus", "StatusChange", "StatusReport"]
 
 
 class RecipientStatus(StrEnum):
@@ -39,6 +39,20 @@ class RecipientStatus(StrEnum):
         """Bulgarian / English, for operators and AIS users."""
         return _LABELS[self]
 
+    @classmethod
+    def parse(cls, text: str) -> RecipientStatus:
+        """Our code (``registered``) or the SEOS one (``DS_REGISTERED``), any case; ValueError naming both."""
+        value = text.strip()
+        by_seos = SEOS_CODES.get(value.upper())
+        if by_seos is not None:
+            return by_seos
+        try:
+            return cls(value.lower())
+        except ValueError:
+            known = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown status {text!r}; known: {known} (or the SEOS codes "
+                             f"{', '.join(sorted(SEOS_CODES))})") from None
+
 
 _LABELS = {
     RecipientStatus.ACCEPTED: "Приет / Accepted",
@@ -51,6 +65,16 @@ _LABELS = {
     RecipientStatus.STOPPED: "Спрян / Stopped",
     RecipientStatus.FAILED: "Неуспешна доставка / Delivery failed",
     RecipientStatus.PAPER_REQUIRED: "Изисква се оригинал на хартия / Paper original required",
+}
+
+#: SEOS ``DocRegStatus`` codes (domain.md §3) as statuses. DS_NOT_FOUND and DS_ALREADY_RECEIVED are answers
+#: about a request, not a document's status, and are not here.
+SEOS_CODES = {
+    "DS_WAIT_REGISTRATION": RecipientStatus.AWAITING_REGISTRATION,
+    "DS_REGISTERED": RecipientStatus.REGISTERED,
+    "DS_REJECTED": RecipientStatus.REJECTED,
+    "DS_CLOSED": RecipientStatus.CLOSED,
+    "DS_STOPPED": RecipientStatus.STOPPED,
 }
 
 #: Statuses only a recipient can report (Kurier sets the others itself).
@@ -79,6 +103,11 @@ class StatusReport(_Model):
     def _guid(cls, value: str) -> str:
         return normalize_guid(value)
 
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # a time without a zone is UTC
+
     @field_validator("status")
     @classmethod
     def _reportable(cls, value: RecipientStatus) -> RecipientStatus:
@@ -91,13 +120,20 @@ class StatusReport(_Model):
 class StatusChange(_Model):
     """One entry of a document's status history at one recipient: what the submitting source is told."""
 
-    seq: int  # the journal's order of changes; a source acknowledges changes up to this
+    seq: int  # the journal's number of this change: unique and increasing; an adapter tells each seq once
     envelope_id: str
     document_guid: str
     source: str  # the connection that submitted the document, to be told
+    source_reg_number: str | None = None  # the submitting AIS's own registration number of the document
     destination: str | None  # the recipient's connection; None for statuses before routing (accepted)
+    recipient_eik: str | None = None  # the addressee of the document, as the source wrote it
+    recipient_name: str | None = None
     status: RecipientStatus
-    reg_number: str | None = None
+    reg_number: str | None = None  # the recipient's registration number (registered)
     reg_date: date | None = None
-    reason: str | None = None
+    reason: str | None = None  # why it was rejected, stopped or failed
     at: datetime
+
+    @property
+    def label(self) -> str:
+        return self.status.label

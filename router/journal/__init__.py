@@ -11,6 +11,7 @@ from router.journal.records import (
     MessageSummary,
     PlanOutcome,
     StageEvent,
+    StatusRecord,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MessageSummary",
     "PlanOutcome",
     "StageEvent",
+    "StatusRecord",
     "fingerprint",
     "retry_at",
 ]

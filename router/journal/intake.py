@@ -16,9 +16,11 @@ from router.journal.records import (
     AcceptOutcome,
     StageEvent,
 )
-from router.journal.tables import envelope_data, envelopes, events
+from router.journal.statuses import status_row
+from router.journal.tables import envelope_data, envelopes, events, status_changes
 from schemas.envelope import Envelope, EnvelopeStatus, new_envelope_id, utcnow
 from schemas.identifiers import new_guid
+from schemas.status import RecipientStatus
 
 __all__ = ["IntakeJournal"]
 
@@ -67,6 +69,7 @@ class IntakeJournal(JournalBase):
             new_rows: list[dict[str, Any]] = []
             new_data: list[dict[str, Any]] = []
             new_events: list[dict[str, Any]] = []
+            new_statuses: list[dict[str, Any]] = []
             fresh: dict[tuple[str, str], str] = {}
             for env, fp, key in zip(batch, prints, keys, strict=True):
                 if key in existing:
@@ -84,10 +87,12 @@ class IntakeJournal(JournalBase):
                 new_rows.append(new_row)
                 new_data.append({"envelope_id": env.id, "data": env.to_json()})
                 new_events.extend(self._event_rows(env.id, stage_events, now))
+                new_statuses.append(status_row(env.id, env.source, None, RecipientStatus.ACCEPTED, now, self.actor))
                 outcomes.append(AcceptOutcome(env.id))
             if new_rows:
                 bulk_insert(conn, envelopes, new_rows)
                 bulk_insert(conn, envelope_data, new_data)
+                bulk_insert(conn, status_changes, new_statuses)  # the source is told "accepted"
             if new_events:
                 bulk_insert(conn, events, new_events)
         return outcomes

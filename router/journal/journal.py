@@ -6,8 +6,9 @@ envelope already past it knows to skip (idempotence). Writes come in batches: on
 worker batch, which is what makes a journal row per event affordable at thousands of documents/s.
 
 It is split by responsibility, one mixin each: :mod:`.intake` (documents arriving), :mod:`.stages`
-(processing and delivery outcomes), :mod:`.recovery` (what the sweeper re-queues) and
-:mod:`.operator` (what operators read and do).
+(processing and delivery outcomes), :mod:`.recovery` (what the sweeper re-queues),
+:mod:`.operator` (what operators read and do) and :mod:`.statuses` (statuses per recipient: reports
+from destinations, history, what sources are still to be told).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from router.journal.intake import IntakeJournal
 from router.journal.operator import OperatorJournal
 from router.journal.recovery import RecoveryJournal
 from router.journal.stages import StageJournal
+from router.journal.statuses import StatusJournal
 from router.journal.tables import events
 
 __all__ = ["Journal", "fingerprint", "retry_at"]
@@ -30,7 +32,7 @@ _ACTOR_CHARS: int = getattr(events.c.actor.type, "length", None) or 120
 
 
 @translate_errors
-class Journal(IntakeJournal, StageJournal, RecoveryJournal, OperatorJournal):
+class Journal(IntakeJournal, StageJournal, RecoveryJournal, StatusJournal, OperatorJournal):
     """The journal on any SQLAlchemy database (SQLite by default, PostgreSQL or MariaDB by URL).
 
     Its public methods raise only Kurier's errors: :class:`~schemas.errors.Transient` when the database

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from router.journal.tables import envelopes
 from schemas.envelope import EnvelopeStatus
+from schemas.status import RecipientStatus
 
 __all__ = [
     "AcceptOutcome",
@@ -18,6 +19,8 @@ __all__ = [
     "MessageSummary",
     "PlanOutcome",
     "StageEvent",
+    "StatusRecord",
+    "current_statuses",
 ]
 
 
@@ -107,11 +110,44 @@ class MessageSummary:
 
 
 @dataclass(frozen=True)
+class StatusRecord:
+    """One entry of a document's status history at one recipient (``destination`` None: before routing)."""
+
+    seq: int
+    at: datetime
+    destination: str | None
+    status: RecipientStatus
+    label: str  # Bulgarian / English
+    reg_number: str | None  # the recipient's registration number and date
+    reg_date: date | None
+    reason: str | None
+    actor: str
+    told_at: datetime | None  # when the submitting source was told; None: not yet
+    tell_error: str | None  # why the source could not be told, when it never will be
+
+    @property
+    def told(self) -> bool:
+        return self.told_at is not None and self.tell_error is None
+
+
+def current_statuses(history: list[StatusRecord]) -> list[StatusRecord]:
+    """The latest status per recipient; the entry before routing only while there is no recipient yet."""
+    latest: dict[str | None, StatusRecord] = {}
+    for record in sorted(history, key=lambda r: r.seq):
+        latest[record.destination] = record
+    if len(latest) > 1:
+        latest.pop(None, None)  # "accepted" is superseded by each recipient's own status
+    return sorted(latest.values(), key=lambda r: (r.destination or "", r.seq))
+
+
+@dataclass(frozen=True)
 class MessageDetail:
     summary: MessageSummary
     envelope: dict[str, Any]
     events: list[EventRecord]
     deliveries: list[DeliveryRecord]
+    statuses: list[StatusRecord] = field(default_factory=list)  # the whole history, oldest first
+    current: list[StatusRecord] = field(default_factory=list)  # where it stands at each recipient now
 
 
 SUMMARY_COLUMNS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import exists, select, update
 
@@ -15,6 +16,7 @@ from router.journal.records import (
     PlanOutcome,
     StageEvent,
 )
+from router.journal.statuses import delivery_status_rows, plan_status_rows
 from router.journal.tables import deliveries, envelope_data, envelopes, events
 from schemas.envelope import EnvelopeStatus, utcnow
 
@@ -67,6 +69,7 @@ class StageJournal(JournalBase):
             for p in plans for d in p.destinations
         }.values())
         with self.engine.begin() as conn:
+            missing: list[dict[str, Any]] = []
             if delivery_rows:
                 have: set[str] = set()
                 for chunk in chunks([r["id"] for r in delivery_rows], 500):
@@ -74,6 +77,7 @@ class StageJournal(JournalBase):
                 missing = [r for r in delivery_rows if r["id"] not in have]
                 if missing:
                     bulk_insert(conn, deliveries, missing)
+            plan_status_rows(conn, plans, missing, now, self.actor)
             event_rows = [row for p in plans for row in self._event_rows(p.envelope_id, p.events, now)]
             if event_rows:
                 bulk_insert(conn, events, event_rows)
@@ -146,6 +150,8 @@ class StageJournal(JournalBase):
                  "actor": self.actor, "destination": o.destination, "detail": fit_text(o.detail)}
                 for o in outcomes
             ])
+            # the source is told: delivered, or failed with the reason (retries are no news)
+            delivery_status_rows(conn, outcomes, now, self.actor)
             touched = sorted({o.envelope_id for o in outcomes})
             for chunk in chunks(touched, 500):
                 open_delivery = exists().where(

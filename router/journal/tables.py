@@ -92,3 +92,25 @@ deliveries = Table(
     Index("ix_deliveries_envelope", "envelope_id"),
     Index("ix_deliveries_status_next", "status", "next_try"),
 )
+
+# Statuses per recipient (schemas.status): one row per change, the history a source is told of.
+# ``source`` is the envelope's, copied here so the notifier finds a source's untold changes through one
+# index, without a join; a source that is no configured connection (a bench, a test) is never read.
+status_changes = Table(
+    "status_changes",
+    metadata,
+    Column("seq", _BigId, primary_key=True, autoincrement=True),  # the order of changes; sources dedupe by it
+    Column("envelope_id", String(32), nullable=False),
+    Column("source", String(64), nullable=False),  # the connection that submitted the document: to be told
+    Column("destination", String(64)),  # the recipient's connection; NULL before routing (accepted)
+    Column("status", String(24), nullable=False),  # a RecipientStatus value
+    Column("reg_number", String(100)),  # the recipient's registration number and date (registered)
+    Column("reg_date", Date),
+    Column("reason", Text),  # why rejected, stopped or failed
+    Column("at", DateTime(timezone=True), nullable=False),  # when it happened (a report: when the peer said so)
+    Column("actor", String(120), nullable=False),  # the node that recorded it, or the connection that reported it
+    Column("told_at", DateTime(timezone=True)),  # when the source was told; NULL: not yet
+    Column("tell_error", Text),  # set with told_at when telling failed for good: why the source never heard
+    Index("ix_status_changes_envelope", "envelope_id", "seq"),
+    Index("ix_status_changes_untold", "source", "told_at", "seq"),
+)
