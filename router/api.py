@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from router.journal import Journal, MessageDetail, MessageSummary
 from router.metrics import Metrics
 from schemas.envelope import EnvelopeStatus
-from schemas.errors import redact_secrets
+from schemas.errors import Transient, redact_secrets
 
 __all__ = ["ApiError", "create_app", "redact_secrets"]
 
@@ -104,6 +104,14 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
     def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         body = ErrorResponse(error=exc.code, message=exc.message).model_dump()
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(Transient)
+    def _unavailable(_request: Request, exc: Transient) -> JSONResponse:
+        # The journal (or the broker) is down: a 503 that says so and when to ask again, not a 500.
+        message = (f"Temporarily unavailable, try again shortly / Временно недостъпно, опитайте след малко: "
+                   f"{redact_secrets(str(exc))}")
+        body = ErrorResponse(error="unavailable", message=message).model_dump()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/health", response_model=HealthResponse, tags=["probes"])
     def health() -> HealthResponse:

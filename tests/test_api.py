@@ -296,3 +296,16 @@ def test_two_hubs_in_one_process_keep_separate_metrics() -> None:
 def test_an_unknown_delivery_outcome_is_refused(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="not one of delivered, retry, failed"):
         metrics.delivery("seos", "ok")
+
+
+def test_a_journal_outage_is_503_with_a_reason_not_a_500(tmp_path: Path, metrics: Metrics) -> None:
+    # Given an API over a journal whose database cannot be reached
+    down = Journal("postgresql+psycopg://kurier:secret-pw@127.0.0.1:1/kurier", actor="test")
+    client = TestClient(create_app(down, metrics, TOKEN, _all_ok))
+    # When an operator searches, Then the answer is 503 saying it is temporary, in both languages, no password
+    response = client.get("/api/v1/messages", headers=AUTH)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    body = response.json()
+    assert body["error"] == "unavailable" and "Временно недостъпно" in body["message"]
+    assert "secret-pw" not in response.text
+    down.dispose()

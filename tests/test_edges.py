@@ -21,7 +21,7 @@ from router.journal.tables import envelope_data
 from router.metrics import Metrics
 from router.queues import Broker, ConfirmingPublisher, OutMessage, Topology
 from router.workers import Worker
-from schemas.envelope import TEXT_LIMIT, EnvelopeStatus, Party
+from schemas.envelope import TEXT_LIMIT, AttachmentRef, EnvelopeStatus, Party
 from schemas.errors import Permanent, Refused, Transient
 from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, _fresh, _scratch_database, require_service
 from tests.helpers import envelope, hub_config, unique, wait_until
@@ -279,24 +279,38 @@ def test_an_envelope_journaled_before_a_limit_existed_does_not_stop_the_sweeper(
 
 
 @pytest.mark.real
-def test_on_mariadb_an_envelope_too_big_for_its_text_column_fails_alone_with_the_reason(mysql_url: str) -> None:
-    # Given two received envelopes, and a transform that made one of them larger than MySQL's 64 KB TEXT
+def test_on_mariadb_an_envelope_of_many_attachments_fits_as_elsewhere(mysql_url: str) -> None:
+    # Given an envelope at the attachment limit (its JSON is far beyond MySQL's 64 KB TEXT)
     journal = Journal(_fresh(mysql_url))
     journal.upgrade()
-    big, small = envelope(), envelope()
-    journal.accept([big, small])
-    routed = [StageEvent("route", "ok")]
-    plans = [PlanOutcome(big.id, EnvelopeStatus.ROUTED, routed, ["region"],
-                         data=big.model_copy(update={"comment": "Щ" * 40_000}).to_json()),
-             PlanOutcome(small.id, EnvelopeStatus.ROUTED, routed, ["region"])]
+    refs = [AttachmentRef(file_name=f"приложение-{i}.pdf", mime_type="application/pdf", size=1000 + i,
+                          sha256=f"{i:064x}") for i in range(500)]
+    big = envelope(attachments=refs)
+    assert len(big.to_json()) > 65_535
+    # When it is accepted, Then it is journaled whole, as on PostgreSQL and SQLite
+    (outcome,) = journal.accept([big])
+    assert not outcome.conflict and journal.load([big.id])[big.id].attachments == refs
+    journal.dispose()
 
-    # When the processing batch is recorded, the batch is not lost for the big one, nor does it come back
+
+@pytest.mark.real
+def test_on_mariadb_a_plan_the_database_refuses_fails_alone_with_the_reason(mysql_url: str) -> None:
+    # Given two received envelopes, and a plan for one of them naming a destination too long for its column
+    journal = Journal(_fresh(mysql_url))
+    journal.upgrade()
+    bad, good = envelope(), envelope()
+    journal.accept([bad, good])
+    routed = [StageEvent("route", "ok")]
+    plans = [PlanOutcome(bad.id, EnvelopeStatus.ROUTED, routed, ["r" * 80]),
+             PlanOutcome(good.id, EnvelopeStatus.ROUTED, routed, ["region"])]
+
+    # When the processing batch is recorded, the batch is not lost for the good one, nor does the bad come back
     journal.record_plans(plans)
-    statuses = journal.statuses([big.id, small.id])
-    assert statuses == {big.id: "failed", small.id: "routed"}
-    detail = journal.get(big.id)
+    statuses = journal.statuses([bad.id, good.id])
+    assert statuses == {bad.id: "failed", good.id: "routed"}
+    detail = journal.get(bad.id)
     assert detail is not None and detail.summary.error is not None
     assert detail.summary.error.startswith("the journal database refused the processing outcome(s): ")
     assert "Data too long" in detail.summary.error
-    assert journal.pending_deliveries([small.id]) == [(f"{small.id}:region", small.id, "region")]
+    assert journal.pending_deliveries([good.id]) == [(f"{good.id}:region", good.id, "region")]
     journal.dispose()

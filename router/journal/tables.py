@@ -15,8 +15,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
+
+# MySQL/MariaDB's TEXT holds 64 KB; an envelope of 500 attachments takes more (its JSON is ~200 B an
+# attachment), which PostgreSQL and SQLite hold: MEDIUMTEXT (16 MB) there, so every database takes it.
+_LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 # SQLite only auto-increments a plain INTEGER PRIMARY KEY.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -60,7 +65,7 @@ envelope_data = Table(
     "envelope_data",
     metadata,
     Column("envelope_id", String(32), primary_key=True),
-    Column("data", Text, nullable=False),
+    Column("data", _LongText, nullable=False),
 )
 
 events = Table(
