@@ -68,8 +68,8 @@ def _duration(seconds: float) -> str:
 class _OutageLog:
     """Tells an outage: once when it starts, every ``remind`` seconds while it lasts, once when it ends.
 
-    A small private stand-in for the shared ``schemas.outage.Outage`` helper, to be replaced by it.
-    The breaker decides under its lock *whether* to tell; the telling (which counts what is waiting in
+    Apart from the shared :class:`schemas.outage.Outage` because a breaker's outage is told in its own
+    terms (failures in a row, the probe pause) and counts what waits in the journal. The breaker decides under its lock *whether* to tell; the telling (which counts what is waiting in
     the journal) happens outside it, so a slow journal never holds up the destination's workers.
     """
 
