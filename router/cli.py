@@ -327,14 +327,21 @@ def bench(
     if source == BenchSource.filedrop:
         with console.status("Kurier: files in an inbox → files in an outbox…"):
             results.append(run_filedrop(cfg, count, workers))
-    table = _table("kurier bench", "what", "count", "per second", "p50 ms", "p99 ms",
-                   caption="latency: the baseline's is one hop's own handling time; Kurier's is each document's, "
-                   "from submitted to journaled as delivered; the file drop's files all wait in the inbox when "
-                   "its clock starts, so it measures throughput only")
+    caption = ("latency: the baseline's is one hop's own handling time; Kurier's is each document's, from "
+               "submitted to journaled as delivered")
+    if len(results) > 3:
+        caption += "; the file drop's files all wait in its inbox when the clock starts: throughput only"
+    table = _table("kurier bench", "what", "count", "per second", "p50 ms", "p99 ms", caption=caption)
     for r in results:
         latency = [f"{v:.2f}" if v is not None else "—" for v in (r.p50_ms, r.p99_ms)]
         table.add_row(r.name, str(r.count), f"{r.rate:,.0f}", *latency)
     console.print(table)
+    if full.stages and half.stages:
+        stages = _table("where a document's time goes (ms)", "segment", "full p50", "full p99", "half p50",
+                        "half p99", caption="each from the journal's own events; percentiles do not add up")
+        for (label, *at_full), (_, *at_half) in zip(full.stages, half.stages, strict=True):
+            stages.add_row(label, *(f"{v:.1f}" for v in (*at_full, *at_half)))
+        console.print(stages)
     for r, what in ((full, "Kurier"), *((r, "file drop") for r in results[3:])):
         console.print(f"ratio: {what} / bare hop = [bold]{r.rate / base.rate if base.rate else 0.0:.2f}[/bold]")
     console.print(f"half load: p50 {half.p50_ms or 0:.1f} ms, p99 [bold]{half.p99_ms or 0:.1f} ms[/bold] at "

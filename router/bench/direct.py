@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from adapters.memory import sink
 from router.bench.results import BenchResult, percentiles
 from router.bench.session import bench_hub, delivered_at, wait_delivered
+from router.bench.stages import segments
 from router.config import KurierConfig
 from router.hub import Hub
 from schemas.envelope import AttachmentRef, Envelope, Party
@@ -82,4 +83,5 @@ def _run(hub: Hub, envs: Sequence[Envelope], rate: float | None, name: str) -> B
     latencies = [at - submitted[eid] for eid, at in done.items() if eid in submitted]
     p50, p99 = percentiles(latencies)
     ended = max(done.values(), default=time.time())
-    return BenchResult(name, len(done), ended - started, p50, p99, offered=rate, submitted=len(envs))
+    return BenchResult(name, len(done), ended - started, p50, p99, offered=rate, submitted=len(envs),
+                       stages=tuple(segments(hub, envs[0].source, submitted)))

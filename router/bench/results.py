@@ -19,6 +19,7 @@ class BenchResult:
     p99_ms: float | None
     offered: float | None = None  # documents per second offered, for a paced run
     submitted: int | None = None  # how many went in, when fewer may have come out
+    stages: tuple[tuple[str, float, float], ...] = ()  # where the latency goes: (segment, p50 ms, p99 ms)
 
     @property
     def complete(self) -> bool:

@@ -26,7 +26,7 @@ from schemas.envelope import EnvelopeStatus
 if TYPE_CHECKING:
     from router.hub import Hub
 
-__all__ = ["bench_hub", "delivered_at", "wait_delivered"]
+__all__ = ["bench_hub", "delivered_at", "epoch", "wait_delivered"]
 
 WORKER_ROLES = frozenset({"process", "deliver", "sweep"})
 
@@ -113,7 +113,7 @@ def wait_delivered(hub: Hub, source: str, count: int, timeout: float) -> int:
     while delivered < count and time.monotonic() - started < timeout:
         # Counting is a query on the journal under test: often enough not to linger after the end (the
         # end time itself comes from the journal's rows), rarely enough not to load the database.
-        time.sleep(min(0.25, max(0.02, (time.monotonic() - started) / 50)))
+        time.sleep(min(0.5, max(0.02, (time.monotonic() - started) / 20)))
         delivered = hub.journal.count(status=EnvelopeStatus.DELIVERED.value, source=source)
     return delivered
 
@@ -123,9 +123,9 @@ def delivered_at(hub: Hub, source: str) -> dict[str, float]:
     query = select(envelopes.c.id, envelopes.c.updated_at).where(
         envelopes.c.source == source, envelopes.c.status == EnvelopeStatus.DELIVERED.value)
     with hub.journal.engine.connect() as conn:
-        return {row.id: _epoch(row.updated_at) for row in conn.execute(query)}
+        return {row.id: epoch(row.updated_at) for row in conn.execute(query)}
 
 
-def _epoch(value: datetime) -> float:
+def epoch(value: datetime) -> float:
     # SQLite hands back naive datetimes; the journal only ever stores UTC.
     return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
