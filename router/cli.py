@@ -346,6 +346,9 @@ def bench(
         console.print(f"ratio: {what} / bare hop = [bold]{r.rate / base.rate if base.rate else 0.0:.2f}[/bold]")
     console.print(f"half load: p50 {half.p50_ms or 0:.1f} ms, p99 [bold]{half.p99_ms or 0:.1f} ms[/bold] at "
                   f"{half.offered or 0:,.0f} documents/s offered")
+    if cfg.journal_url and cfg.journal_url.startswith(("mysql", "mariadb")):
+        console.print("[yellow]the journal's timestamps are whole seconds on MariaDB/MySQL (DATETIME): its latencies "
+                      "are good to ±1 s only[/yellow]")
     short = [r for r in results if not r.complete]
     for r in short:
         console.print(f"[red]{r.name}: only {r.count} of {r.submitted} documents were delivered in time[/red]")
