@@ -313,7 +313,7 @@ def bench(
         console.print("[red]--processes needs RabbitMQ (--broker-url amqp://…): the embedded transport lives in "
                       "one process[/red]")
         raise typer.Exit(2)
-    from router.bench import run_baseline, run_direct, run_filedrop
+    from router.bench import report, run_baseline, run_direct, run_filedrop
 
     logging.basicConfig(level=logging.WARNING)
     workers = cfg.processing.worker_processes if processes is None else processes
@@ -323,36 +323,12 @@ def bench(
         base = run_baseline(cfg.broker_url, count)
     with console.status("Kurier: the whole pipeline at full load, then at half load…"):
         full, half = run_direct(cfg, count, workers, half_load_seconds)
-    results = [base, full, half]
+    filedrop = None
     if source == BenchSource.filedrop:
         with console.status("Kurier: files in an inbox → files in an outbox…"):
-            results.append(run_filedrop(cfg, count, workers))
-    caption = ("latency: the baseline's is one hop's own handling time; Kurier's is each document's, from "
-               "submitted to journaled as delivered")
-    if len(results) > 3:
-        caption += "; the file drop's files all wait in its inbox when the clock starts: throughput only"
-    table = _table("kurier bench", "what", "count", "per second", "p50 ms", "p99 ms", caption=caption)
-    for r in results:
-        latency = [f"{v:.2f}" if v is not None else "—" for v in (r.p50_ms, r.p99_ms)]
-        table.add_row(r.name, str(r.count), f"{r.rate:,.0f}", *latency)
-    console.print(table)
-    if full.stages and half.stages:
-        stages = _table("where a document's time goes (ms)", "segment", "full p50", "full p99", "half p50",
-                        "half p99", caption="each from the journal's own events; percentiles do not add up")
-        for (label, *at_full), (_, *at_half) in zip(full.stages, half.stages, strict=True):
-            stages.add_row(label, *(f"{v:.1f}" for v in (*at_full, *at_half)))
-        console.print(stages)
-    for r, what in ((full, "Kurier"), *((r, "file drop") for r in results[3:])):
-        console.print(f"ratio: {what} / bare hop = [bold]{r.rate / base.rate if base.rate else 0.0:.2f}[/bold]")
-    console.print(f"half load: p50 {half.p50_ms or 0:.1f} ms, p99 [bold]{half.p99_ms or 0:.1f} ms[/bold] at "
-                  f"{half.offered or 0:,.0f} documents/s offered")
-    if cfg.journal_url and cfg.journal_url.startswith(("mysql", "mariadb")):
-        console.print("[yellow]the journal's timestamps are whole seconds on MariaDB/MySQL (DATETIME): its latencies "
-                      "are good to ±1 s only[/yellow]")
-    short = [r for r in results if not r.complete]
-    for r in short:
-        console.print(f"[red]{r.name}: only {r.count} of {r.submitted} documents were delivered in time[/red]")
-    if short:
+            filedrop = run_filedrop(cfg, count, workers)
+    coarse = (cfg.journal_url or "").startswith(("mysql", "mariadb"))
+    if report(console, base, full, half, filedrop, coarse_clock=coarse):
         raise typer.Exit(1)
 
 

@@ -15,6 +15,7 @@ Only the CLI imports this package, lazily: it pulls in the hub and the adapters.
 from router.bench.baseline import run_baseline
 from router.bench.direct import run_direct
 from router.bench.filedrop import run_filedrop
+from router.bench.report import report
 from router.bench.results import BenchResult
 
-__all__ = ["BenchResult", "run_baseline", "run_direct", "run_filedrop"]
+__all__ = ["BenchResult", "report", "run_baseline", "run_direct", "run_filedrop"]
