@@ -64,20 +64,23 @@ def _run(hub: Hub, envs: Sequence[Envelope], rate: float | None, name: str) -> B
     """Submit ``envs`` (as fast as possible, or ``rate`` per second) and wait until all are delivered."""
     submitted: dict[str, float] = {}
     started = time.time()  # wall clock: the journal's timestamps are compared with it
-    sent = 0
+    sent, last = 0, float("-inf")
     while sent < len(envs):
         now = time.time()
         if rate is None:
             due = sent + PER_CALL
         else:
-            due = int((now - started) * rate) + 1  # document i is due at started + i / rate
-            if due <= sent:
-                time.sleep(max(TICK - (now - submitted[envs[sent - 1].id]), started + sent / rate - now, 0.0))
+            # Document i is due at started + i / rate; what is due goes in together, a tick after the last
+            # submission began (or at once, when that submission took longer than a tick).
+            wake = max(last + TICK, started + sent / rate)
+            if now < wake:
+                time.sleep(wake - now)
                 continue
+            due = int((now - started) * rate) + 1
         chunk = envs[sent:min(due, sent + PER_CALL, len(envs))]
         hub.submit_many(chunk)
         submitted.update((env.id, now) for env in chunk)
-        sent += len(chunk)
+        sent, last = sent + len(chunk), now
     wait_delivered(hub, envs[0].source, len(envs), timeout=max(60.0, len(envs) / 50))
     done = delivered_at(hub, envs[0].source)
     latencies = [at - submitted[eid] for eid, at in done.items() if eid in submitted]
