@@ -73,8 +73,11 @@ class DeadLetter(BaseModel):
     envelope: Envelope | None = None  # one readable envelope Kurier cannot place
 
 
-class UnreadableMessage(Permanent):
-    """A queue message that is not a body Kurier writes: it goes whole to the dead letters."""
+class UnreadableMessage(Permanent, ValueError):
+    """A queue message that is not a body Kurier writes: it goes whole to the dead letters.
+
+    Also a ValueError, as pydantic's errors were that readers of these functions used to catch.
+    """
 
     code = "unreadable-message"
 
