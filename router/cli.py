@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -320,6 +321,11 @@ def messages_retry(envelope_id: str, config: ConfigOption = None) -> None:
     console.print(f"{envelope_id}: {reopened} step(s) re-opened; the running hub retries them at its next sweep")
 
 
+class BenchSource(StrEnum):
+    hub = "hub"  # documents handed to the hub's intake
+    filedrop = "filedrop"  # and also the whole path from files in an inbox to files in an outbox
+
+
 @app.command()
 def bench(
     config: ConfigOption = None,
@@ -328,6 +334,10 @@ def bench(
     journal_url: Annotated[str | None, typer.Option(help="override the configured journal")] = None,
     processes: Annotated[int | None, typer.Option(help="worker processes (RabbitMQ only; default: "
                                                   "processing.worker_processes)")] = None,
+    source: Annotated[BenchSource, typer.Option(help="filedrop: also measure files in an inbox → files in "
+                                                "an outbox")] = BenchSource.hub,
+    half_load_seconds: Annotated[float, typer.Option(min=1.0, help="how long to offer half the capacity "
+                                                     "(at most --count documents)")] = 10.0,
 ) -> None:
     """Throughput and latency of the whole pipeline, as a ratio to one bare broker hop."""
     cfg, _ = _load(config)
@@ -337,25 +347,22 @@ def bench(
         console.print("[red]--processes needs RabbitMQ (--broker-url amqp://…): the embedded transport lives in "
                       "one process[/red]")
         raise typer.Exit(2)
-    from router.bench import run_baseline, run_pipeline
+    from router.bench import report, run_baseline, run_direct, run_filedrop
 
     logging.basicConfig(level=logging.WARNING)
+    workers = cfg.processing.worker_processes if processes is None else processes
     journal = redact_secrets(cfg.journal_url, limit=None) if cfg.journal_url else "SQLite (embedded)"
     console.print(f"transport {redact_secrets(cfg.broker_url, limit=None)}, journal {journal}, {count} documents")
     with console.status("baseline: one bare hop…"):
         base = run_baseline(cfg.broker_url, count)
-    with console.status("Kurier: the whole pipeline…"):
-        result = run_pipeline(cfg, count, cfg.processing.worker_processes if processes is None else processes)
-    table = _table("kurier bench", "what", "count", "per second", "p50 ms", "p99 ms",
-                   caption="latency: the baseline's is one hop's own handling time; "
-                   "Kurier's is each document's, from submitted to journaled as delivered")
-    for r in (base, result):
-        table.add_row(r.name, str(r.count), f"{r.rate:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}")
-    console.print(table)
-    ratio = result.rate / base.rate if base.rate else 0.0
-    console.print(f"ratio: Kurier / bare hop = [bold]{ratio:.2f}[/bold]")
-    if result.count < count:
-        console.print(f"[red]only {result.count} of {count} documents were delivered in time[/red]")
+    with console.status("Kurier: the whole pipeline at full load, then at half load…"):
+        full, half = run_direct(cfg, count, workers, half_load_seconds)
+    filedrop = None
+    if source == BenchSource.filedrop:
+        with console.status("Kurier: files in an inbox → files in an outbox…"):
+            filedrop = run_filedrop(cfg, count, workers)
+    coarse = (cfg.journal_url or "").startswith(("mysql", "mariadb"))
+    if report(console, base, full, half, filedrop, coarse_clock=coarse):
         raise typer.Exit(1)
 
 
