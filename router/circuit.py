@@ -69,8 +69,9 @@ class _OutageLog:
     """Tells an outage: once when it starts, every ``remind`` seconds while it lasts, once when it ends.
 
     Apart from the shared :class:`schemas.outage.Outage` because a breaker's outage is told in its own
-    terms (failures in a row, the probe pause) and counts what waits in the journal. The breaker decides under its lock *whether* to tell; the telling (which counts what is waiting in
-    the journal) happens outside it, so a slow journal never holds up the destination's workers.
+    terms (failures in a row, the probe pause). The breaker decides under its lock *whether* to tell;
+    the telling (which counts what is waiting in the journal) happens outside it, so a slow journal
+    never holds up the destination's workers.
     """
 
     def __init__(self, what: str, waiting: Callable[[], int | None], remind: float) -> None:
