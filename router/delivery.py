@@ -130,7 +130,7 @@ class DeliveryWorker(Worker):
             receipt = self._attempt(env, did)
         except Permanent as exc:
             self.circuit.record_success()  # the destination answered: it refused this document for good
-            return DeliveryOutcome(did, env.id, self.dest, "failed", f"[{exc.code}] {exc}")
+            return DeliveryOutcome(did, env.id, self.dest, "failed", f"[{exc.code}] {exc}", source=env.source)
         except Exception as exc:  # Transient, or an adapter bug: try again later, never drop
             if not isinstance(exc, Transient):
                 log.exception("%s: destination %s failed unexpectedly on %s", self.name, self.dest, did)
@@ -141,9 +141,9 @@ class DeliveryWorker(Worker):
             # be the probe again and again, wearing out its attempts while others wait untried.
             later = None if self.circuit.state == CircuitState.CLOSED else \
                 utcnow() + timedelta(seconds=self._hold * (attempts + 1))
-            return self._retry_or_fail(did, env.id, attempts, error, later)
+            return self._retry_or_fail(did, env.id, attempts, error, later, source=env.source)
         self.circuit.record_success()
-        return DeliveryOutcome(did, env.id, self.dest, "delivered", receipt)
+        return DeliveryOutcome(did, env.id, self.dest, "delivered", receipt, source=env.source)
 
     @property
     def _hold(self) -> float:
@@ -152,12 +152,12 @@ class DeliveryWorker(Worker):
         return max(proc.recovery_grace_seconds, proc.sweep_interval_seconds)
 
     def _retry_or_fail(self, did: str, eid: str, attempts: int, error: str,
-                       not_before: datetime | None = None) -> DeliveryOutcome:
+                       not_before: datetime | None = None, *, source: str = "") -> DeliveryOutcome:
         retry = self.config.retry
         dest = self.dest
         tried = attempts + 1
         if tried >= retry.max_attempts:
-            return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}")
+            return DeliveryOutcome(did, eid, dest, "failed", f"gave up after {tried} attempts: {error}", source=source)
         when = retry_at(tried, retry.first_delay_seconds, retry.max_delay_seconds)
         when = max(when, not_before) if not_before else when
         return DeliveryOutcome(did, eid, dest, "retry", f"attempt {tried} failed: {error}; next try {when:%H:%M:%S}",

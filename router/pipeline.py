@@ -109,7 +109,8 @@ class Pipeline:
                 signed = signer.sign(changed, self.store)
             except Transient as exc:
                 events.append(StageEvent("sign", "retry", f"signer {signer_name!r}: [{exc.code}] {exc}"))
-                return PlanOutcome(env.id, EnvelopeStatus.RECEIVED, events, error_code=exc.code, error=str(exc))
+                return PlanOutcome(env.id, EnvelopeStatus.RECEIVED, events, error_code=exc.code, error=str(exc),
+                                   source=env.source)
             finally:
                 timer.add(stage, started)
             events.append(StageEvent("sign", signed.outcome, signed.detail))
@@ -126,6 +127,8 @@ class Pipeline:
             if not isinstance(exc, Permanent):
                 raise  # transient outside the signer: the batch is retried, nothing journaled
             events.append(StageEvent(stage, "failed", f"[{exc.code}] {exc}"))
-            return PlanOutcome(env.id, EnvelopeStatus.FAILED, events, error_code=exc.code, error=str(exc))
+            return PlanOutcome(env.id, EnvelopeStatus.FAILED, events, error_code=exc.code, error=str(exc),
+                               source=env.source)
         data = signed.envelope.to_json() if signed.envelope is not env else None
-        return PlanOutcome(env.id, EnvelopeStatus.ROUTED, events, list(route.destinations), data=data)
+        return PlanOutcome(env.id, EnvelopeStatus.ROUTED, events, list(route.destinations), data=data,
+                           source=env.source)

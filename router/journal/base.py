@@ -15,7 +15,14 @@ from router.journal.records import (
 )
 from schemas.envelope import Envelope, EnvelopeStatus, utcnow
 
-__all__ = ["ENVELOPE_FIELDS", "JournalBase", "envelope_row", "fingerprint", "retry_at"]
+__all__ = [
+    "ENVELOPE_FIELDS",
+    "JournalBase",
+    "dump_and_fingerprint",
+    "envelope_row",
+    "fingerprint",
+    "retry_at",
+]
 
 #: Columns of ``envelopes`` by the envelope's names for them, for refusals that name the field.
 ENVELOPE_FIELDS = {
@@ -29,6 +36,20 @@ def fingerprint(envelope: Envelope) -> str:
     # pydantic writes fields in the model's order, so the same content always gives the same bytes.
     data = envelope.model_dump_json(exclude={"id", "status", "received_at"}, exclude_none=True)
     return hashlib.sha256(data.encode()).hexdigest()
+
+
+def dump_and_fingerprint(envelope: Envelope) -> tuple[str, str]:
+    """The envelope's JSON (as the journal keeps it) and its :func:`fingerprint`, from one dump.
+
+    The fingerprint's JSON is the same dump without ``id`` (always first) and ``status``/``received_at``
+    (always last): pydantic writes fields in the model's order, and a key can only appear unescaped as
+    a key, so slicing gives the very bytes :func:`fingerprint` hashes, at half the cost on the intake path.
+    """
+    data = envelope.to_json()
+    start, end = data.find(',"document_guid":'), data.rfind(',"status":')
+    if not data.startswith('{"id":') or start < 0 or end < start:  # not the shape the slice assumes
+        return data, fingerprint(envelope)
+    return data, hashlib.sha256(("{" + data[start + 1:end] + "}").encode()).hexdigest()
 
 
 class JournalBase:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from router.journal.base import ENVELOPE_FIELDS, JournalBase, envelope_row, fingerprint
+from router.journal.base import ENVELOPE_FIELDS, JournalBase, dump_and_fingerprint, envelope_row, fingerprint
 from router.journal.columns import cannot_hold, fit_row
 from router.journal.db import bulk_insert, chunks
 from router.journal.errors import is_database_error, is_integrity_error
@@ -47,7 +47,7 @@ class IntakeJournal(JournalBase):
 
     def _accept(self, batch: Sequence[Envelope], stage_events: Sequence[StageEvent]) -> list[AcceptOutcome]:
         now = utcnow()
-        prints = [fingerprint(env) for env in batch]
+        dumps = [dump_and_fingerprint(env) for env in batch]  # (JSON, fingerprint): one dump each
         keys = [(env.source, env.document_guid) for env in batch]
         with self.engine.begin() as conn:
             existing: dict[tuple[str, str], Any] = {}
@@ -71,7 +71,7 @@ class IntakeJournal(JournalBase):
             new_events: list[dict[str, Any]] = []
             new_statuses: list[dict[str, Any]] = []
             fresh: dict[tuple[str, str], str] = {}
-            for env, fp, key in zip(batch, prints, keys, strict=True):
+            for env, (data, fp), key in zip(batch, dumps, keys, strict=True):
                 if key in existing:
                     row = existing[key]
                     same = row.fingerprint == fp
@@ -85,7 +85,7 @@ class IntakeJournal(JournalBase):
                 if (problem := cannot_hold(envelopes, new_row, ENVELOPE_FIELDS)) is not None:
                     raise problem  # (SQLite would store it; the others would not: refuse it everywhere)
                 new_rows.append(new_row)
-                new_data.append({"envelope_id": env.id, "data": env.to_json()})
+                new_data.append({"envelope_id": env.id, "data": data})
                 new_events.extend(self._event_rows(env.id, stage_events, now))
                 new_statuses.append(status_row(env.id, env.source, None, RecipientStatus.ACCEPTED, now, self.actor))
                 outcomes.append(AcceptOutcome(env.id))

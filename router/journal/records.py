@@ -57,6 +57,7 @@ class PlanOutcome:
     error_code: str | None = None
     error: str | None = None
     data: str | None = None  # the envelope JSON when a stage changed it (e.g. a transform added a file)
+    source: str = ""  # the envelope's source, for its status rows (looked up by the journal when not given)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class DeliveryOutcome:
     status: str  # delivered, retry, failed
     detail: str
     next_try: datetime | None = None
+    source: str = ""  # the envelope's source, for its status rows (looked up by the journal when not given)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import case, exists, select, update
 
 from router.journal.base import JournalBase
 from router.journal.columns import fit_text
@@ -153,24 +153,20 @@ class StageJournal(JournalBase):
             # the source is told: delivered, or failed with the reason (retries are no news)
             delivery_status_rows(conn, outcomes, now, self.actor)
             touched = sorted({o.envelope_id for o in outcomes})
+            # Settle, in one statement, the envelopes none of whose deliveries is still to do: failed if
+            # any of them failed for good, else delivered.
+            undecided = exists().where(
+                deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status.in_(("pending", "retry"))
+            )
+            failed = exists().where(deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status == "failed")
             for chunk in chunks(touched, 500):
-                open_delivery = exists().where(
-                    deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status != "delivered"
-                )
                 conn.execute(
                     update(envelopes)
-                    .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value, ~open_delivery)
-                    .values(status=EnvelopeStatus.DELIVERED.value, updated_at=now)
+                    .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value, ~undecided)
+                    .values(
+                        status=case((failed, EnvelopeStatus.FAILED.value), else_=EnvelopeStatus.DELIVERED.value),
+                        error_code=case((failed, "delivery-failed"), else_=None),
+                        error=case((failed, "a delivery failed permanently; see the delivery events"), else_=None),
+                        updated_at=now,
+                    )
                 )
-                undecided = exists().where(
-                    deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status.in_(("pending", "retry"))
-                )
-                failed = exists().where(deliveries.c.envelope_id == envelopes.c.id, deliveries.c.status == "failed")
-                conn.execute(
-                    update(envelopes)
-                    .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value,
-                           failed, ~undecided)
-                    .values(status=EnvelopeStatus.FAILED.value, error_code="delivery-failed",
-                            error="a delivery failed permanently; see the delivery events", updated_at=now)
-                )
-

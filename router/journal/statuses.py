@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from router.journal.db import chunks
+from router.journal.db import bulk_insert, chunks
 from router.journal.operator import OperatorJournal
 from router.journal.records import (
     DeliveryOutcome,
@@ -43,23 +43,26 @@ def status_row(envelope_id: str, source: str, destination: str | None, status: R
 
 
 def insert_status_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert history rows made without their envelope's source (stage outcomes carry only the id): the
-    database fills it in per row, by primary key, in the same multi-row INSERT.
+    """Insert history rows. Rows whose ``source`` the stage knew are copied in (COPY on PostgreSQL);
+    for the others the database fills it in per row, by primary key, in one multi-row INSERT.
 
     A lookup by primary key per row stays cheap whatever the planner knows; a join or an IN list over
     the batch is planned as sequential scans on a journal not analyzed yet (a fresh one, the bench's).
     """
-    if not rows:
+    known = [row for row in rows if row.get("source")]
+    bulk_insert(conn, status_changes, known)
+    unknown = [{k: v for k, v in row.items() if k != "source"} for row in rows if not row.get("source")]
+    if not unknown:
         return
     source = select(envelopes.c.source).where(envelopes.c.id == bindparam("source_of")).scalar_subquery()
     conn.execute(status_changes.insert().values(source=source), [{**row, "source_of": row["envelope_id"]}
-                                                                 for row in rows])
+                                                                 for row in unknown])
 
 
 def delivery_status_rows(conn: Connection, outcomes: Iterable[DeliveryOutcome], at: datetime, actor: str) -> None:
     """History rows of a delivery batch: delivered, or failed with the reason (a retry is no news)."""
     insert_status_rows(conn, [
-        {"envelope_id": o.envelope_id, "destination": o.destination, "status": o.status,
+        {"envelope_id": o.envelope_id, "source": o.source, "destination": o.destination, "status": o.status,
          "reason": None if o.status == "delivered" else o.detail, "at": at, "actor": actor}
         for o in outcomes if o.status in ("delivered", "failed")
     ])
@@ -73,9 +76,11 @@ def plan_status_rows(conn: Connection, plans: Sequence[PlanOutcome], planned: Se
     """History rows of a processing batch: queued per delivery planned now (``planned``: a redelivered
     batch plans none, so queues nothing twice), failed or paper-required for envelopes that will not be
     delivered at all."""
-    rows = [{"envelope_id": r["envelope_id"], "destination": r["destination"],
-             "status": RecipientStatus.QUEUED.value, "reason": None, "at": at, "actor": actor} for r in planned]
-    rows += [{"envelope_id": p.envelope_id, "destination": None, "status": _ENDED[p.status].value,
+    sources = {p.envelope_id: p.source for p in plans}
+    rows = [{"envelope_id": r["envelope_id"], "source": sources.get(r["envelope_id"], ""),
+             "destination": r["destination"], "status": RecipientStatus.QUEUED.value, "reason": None, "at": at,
+             "actor": actor} for r in planned]
+    rows += [{"envelope_id": p.envelope_id, "source": p.source, "destination": None, "status": _ENDED[p.status].value,
               "reason": p.error, "at": at, "actor": actor} for p in plans if p.status in _ENDED]
     insert_status_rows(conn, rows)
 
