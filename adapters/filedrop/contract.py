@@ -38,6 +38,8 @@ class FiledropPeer:
         self.name, self.ctx = name, ctx
         self.inbox, self.outbox = ctx.root / "inbox", ctx.root / "outbox"
         self._away = ctx.root / "outbox.away"
+        for folder in (self.inbox, self.outbox):  # the AIS's folders are there before Kurier is
+            folder.mkdir(parents=True, exist_ok=True)
 
     def settings(self) -> dict[str, Any]:
         return {"adapter": "filedrop", "inbox": str(self.inbox), "outbox": str(self.outbox),
