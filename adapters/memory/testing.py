@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import date
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from adapters.contract import PeerContext, Told
 from adapters.memory import MemorySink, sink
 from schemas.envelope import Envelope, Party
+from schemas.errors import Transient
 from schemas.identifiers import new_guid
 from schemas.status import RecipientStatus, StatusReport
 
@@ -17,6 +19,7 @@ __all__ = ["MemoryPeer", "contract_peer"]
 # Made-up administrations with valid EIK check digits.
 SENDER = Party(eik="000695616", name="Община Примерово")
 RECIPIENT = Party(eik="176035485", name="Областна администрация Примерна")
+_RESEND_FOR = 30.0  # seconds a report is sent again while the hub answers "not yet"
 
 
 class MemoryPeer:
@@ -59,8 +62,17 @@ class MemoryPeer:
                reg_date: date | None = None, reason: str | None = None) -> None:
         if self.sink.reporter is None:
             raise RuntimeError(f"memory connection {self.name!r} was not built by a hub")
-        self.sink.reporter.report(self.name, StatusReport(document_guid=document_guid, status=status,
-                                                          reg_number=reg_number, reg_date=reg_date, reason=reason))
+        report = StatusReport(document_guid=document_guid, status=status, reg_number=reg_number, reg_date=reg_date,
+                              reason=reason)
+        deadline = time.monotonic() + _RESEND_FOR
+        while True:  # a peer resends what the hub cannot take yet (its delivery not journaled as done yet)
+            try:
+                self.sink.reporter.report(self.name, report)
+                return
+            except Transient:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def told(self, document_guid: str) -> list[Told]:
         return [Told(c.status, c.destination, c.reg_number, c.reg_date, c.reason)
