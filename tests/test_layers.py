@@ -46,7 +46,7 @@ def test_an_upward_import_breaks_the_rule_and_is_named(tmp_path: Path) -> None:
 
 def test_an_adapter_importing_the_router_breaks_the_rule(tmp_path: Path) -> None:
     tree = _copy(tmp_path)
-    memory = tree / "adapters" / "memory.py"
+    memory = tree / "adapters" / "memory" / "__init__.py"
     memory.write_text(memory.read_text(encoding="utf-8") + "\nfrom router.store import FileStore  # noqa: E402,F401\n",
                       encoding="utf-8")
     result = _lint(tree)

@@ -4,6 +4,7 @@ Two simulated AIS are ready-made (a municipality writing windows-1251, a regiona
 writing UTF-8). :func:`write_document` writes a realistic document the way a careful AIS would
 (attachments first, the XML last under its final name); :func:`write_bad_document` writes one of the
 broken or hostile documents real inboxes receive, each refused with the code in :data:`BAD_DOCUMENTS`.
+:func:`contract_peer` is the kind's harness for the adapter contract suite (:mod:`.contract`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -23,6 +25,10 @@ from adapters.filedrop.format import NS, render
 from schemas.envelope import AttachmentRef, Correspondent, CorrespondentKind, Envelope, Party
 from schemas.identifiers import new_guid
 from schemas.payloads import PayloadStore
+
+if TYPE_CHECKING:
+    from adapters.contract import PeerContext
+    from adapters.filedrop.contract import FiledropPeer
 
 __all__ = [
     "BAD_DOCUMENTS",
@@ -32,6 +38,7 @@ __all__ = [
     "SampleAis",
     "SampleDocument",
     "WrittenDocument",
+    "contract_peer",
     "sample_pdf",
     "store_attachments",
     "write_bad_document",
@@ -70,6 +77,13 @@ BAD_DOCUMENTS: dict[str, str] = {
     "sender-mismatch": "sender-mismatch",  # needs an inbox configured with sender_eik
     "missing-attachment": "missing-attachment",  # refused after the inbox's patience (at least 30 s)
 }
+
+
+def contract_peer(name: str, ctx: PeerContext) -> FiledropPeer:
+    """The contract suite's harness: a simulated AIS behind connection ``name`` (:mod:`.contract`)."""
+    from adapters.filedrop.contract import FiledropPeer  # it builds on this module
+
+    return FiledropPeer(name, ctx)
 
 
 @dataclass(frozen=True)
