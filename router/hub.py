@@ -43,7 +43,9 @@ log = logging.getLogger("kurier.hub")
 
 ALL_ROLES = frozenset({"process", "deliver", "sweep", "sources"})
 
-_ACCEPTED = (StageEvent("receive", "ok"), StageEvent("validate", "ok"))
+# Intake writes no stage events of its own: the "accepted" status row it writes says the document was
+# received and validated (a refusal writes its event), which is two rows fewer per document.
+_ACCEPTED: tuple[StageEvent, ...] = ()
 
 
 class Hub:

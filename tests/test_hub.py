@@ -66,8 +66,10 @@ def test_the_journal_tells_each_stage_of_a_document(make_hub: Any) -> None:
     detail = hub.journal.get(receipt.envelope_id)
     assert detail is not None
     stages = [(e.stage, e.outcome) for e in detail.events]
-    assert stages == [("receive", "ok"), ("validate", "ok"), ("transform", "skipped"), ("sign", "skipped"),
-                      ("route", "ok"), ("deliver", "delivered")]
+    assert stages == [("transform", "skipped"), ("sign", "skipped"), ("route", "ok"), ("deliver", "delivered")]
+    # received and validated: the "accepted" status; then queued and delivered at the recipient
+    assert [(s.destination, s.status.value) for s in detail.statuses] == [
+        (None, "accepted"), (name, "queued"), (name, "delivered")]
     assert detail.deliveries[0].destination == name and detail.deliveries[0].status == "delivered"
     assert detail.summary.reg_number == "ОА-01-123/15.12.2025"
 
@@ -201,8 +203,10 @@ def test_worker_processes_share_the_work_on_rabbitmq(tmp_path: Path, amqp_url: s
     try:
         receipts = hub.submit_many([envelope(subject=f"Писмо {i}") for i in range(200)])
         wait_until(lambda: hub.journal.count(status="delivered") == 200, timeout=60, what="200 delivered")
-        actors = {e.actor for r in receipts[:20] for e in hub.journal.get(r.envelope_id).events}  # type: ignore[union-attr]
-        assert len(actors) >= 2  # intake here, processing and delivery in the children
+        details = [hub.journal.get(r.envelope_id) for r in receipts[:20]]
+        intake = {s.actor for d in details if d for s in d.statuses if s.status.value == "accepted"}
+        workers = {e.actor for d in details if d for e in d.events}
+        assert intake == {hub.actor} and workers and hub.actor not in workers  # processing and delivery in the children
     finally:
         hub.stop()
         delete_queues(config)

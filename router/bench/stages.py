@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
 from router.bench.results import percentiles
 from router.bench.session import epoch
-from router.journal.tables import envelopes, events
+from router.journal.tables import envelopes, events, status_changes
+from schemas.status import RecipientStatus
 
 if TYPE_CHECKING:
     from router.hub import Hub
@@ -35,9 +36,12 @@ def segments(hub: Hub, source: str, submitted: dict[str, float]) -> list[tuple[s
     query = (select(events.c.envelope_id, events.c.stage, events.c.at)
              .join(envelopes, envelopes.c.id == events.c.envelope_id)
              .where(envelopes.c.source == source, events.c.stage.in_(stages)))
+    # Intake writes no stage event of its own: its "accepted" status row is the moment it was journaled.
+    accepted = (select(status_changes.c.envelope_id, literal("receive").label("stage"), status_changes.c.at)
+                .where(status_changes.c.source == source, status_changes.c.status == RecipientStatus.ACCEPTED.value))
     seen: dict[str, dict[str, float]] = {}
     with hub.journal.engine.connect() as conn:
-        for row in conn.execute(query):
+        for row in [*conn.execute(query), *conn.execute(accepted)]:
             at = epoch(row.at)
             times = seen.setdefault(row.envelope_id, {})
             if row.stage not in times:
