@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ATTACHMENTS", "ERROR_NOTE", "LOCK", "RECEIPT_NOTE", "WorkDir", "claim", "complete", "leftover_work",
-           "lock_work", "write_whole"]
+           "lock_open", "lock_work", "write_whole"]
 
 LOCK = ".lock"
 _STALE_CLAIM = 3600.0  # seconds after which an unfinished claim folder is a crash's leftover
@@ -92,10 +92,14 @@ class WorkDir:
         return target
 
 
-def _lock(path: Path) -> int | None:
-    """Open and lock ``path/.lock``; None when the dir is gone or another poller holds it."""
+def lock_open(path: Path, target: Path, flags: int) -> int | None:
+    """Open ``target`` and lock it for this poller; None when ``path`` is gone, or another poller holds it.
+
+    ``path`` is the claimed thing (a work dir, a file) that its owner may finish and move away while we
+    wait for the lock: it is checked again once the lock is held.
+    """
     try:
-        fd = os.open(path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(target, flags, 0o644)
     except (FileNotFoundError, NotADirectoryError):
         return None
     if fcntl is not None:
@@ -104,10 +108,15 @@ def _lock(path: Path) -> int | None:
         except BlockingIOError:
             os.close(fd)
             return None
-    if not path.is_dir():  # finished and moved away by its owner while we waited for the lock
+    if not path.exists():
         os.close(fd)
         return None
     return fd
+
+
+def _lock(path: Path) -> int | None:
+    """Open and lock ``path/.lock``; None when the dir is gone or another poller holds it."""
+    return lock_open(path, path / LOCK, os.O_CREAT | os.O_RDWR)
 
 
 def lock_work(path: Path) -> WorkDir | None:

@@ -35,7 +35,9 @@ def known_encoding(value: str) -> str:
 #: An encoding name Python knows (checked when the configuration is loaded).
 Encoding = Annotated[str, AfterValidator(known_encoding)]
 
-__all__ = ["NS", "AttachmentSpec", "ParsedDocument", "Reading", "check_file_name", "parse", "read", "render"]
+__all__ = [
+    "NS", "AttachmentSpec", "ParsedDocument", "Reading", "check_file_name", "parse", "parse_date", "read", "render",
+]
 
 NS = "urn:kurier:filedrop:1"
 _Q = "{" + NS + "}"
@@ -145,7 +147,8 @@ def _text(element: etree._Element | None, what: str) -> str | None:
     return value or None
 
 
-def _date(value: str | None, element: str, what: str) -> date | None:
+def parse_date(value: str | None, element: str, what: str, code: str = "invalid-document") -> date | None:
+    """A date as AIS write them (``YYYY-MM-DD`` or ``DD.MM.YYYY``, a time after it ignored), or refused."""
     if value is None:
         return None
     for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
@@ -153,9 +156,7 @@ def _date(value: str | None, element: str, what: str) -> date | None:
             return datetime.strptime(value[:10], pattern).date()
         except ValueError:
             continue
-    raise Refused(
-        f"{what}: <{element}> {value!r} is not a date (write YYYY-MM-DD or DD.MM.YYYY)", code="invalid-document"
-    )
+    raise Refused(f"{what}: <{element}> {value!r} is not a date (write YYYY-MM-DD or DD.MM.YYYY)", code=code)
 
 
 def check_file_name(name: str, what: str) -> str:
@@ -254,7 +255,7 @@ def _document(root: etree._Element, data: bytes, what: str, default_sender: Part
     texts = {tag: _text(top.get(tag), what) for tag in _TEXT}
     fields: dict[str, object] = {_TEXT[tag]: value for tag, value in texts.items()}
     for tag in ("RegDate", "Deadline"):
-        fields[_TEXT[tag]] = _date(texts[tag], tag, what)
+        fields[_TEXT[tag]] = parse_date(texts[tag], tag, what)
     recipient = _party(top.get("Recipient"), "Recipient", what) or Party()
     sender = _party(top.get("Sender"), "Sender", what) or default_sender or Party()
     # Parties and kind are checked by the hub for every source alike (schemas.validation, one code each);

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from lxml import etree
 from pydantic import ValidationError
 
-from adapters.filedrop.format import NS
+from adapters.filedrop.format import NS, parse_date
 from schemas.errors import Refused
 from schemas.identifiers import InvalidIdentifier, normalize_guid
 from schemas.status import REPORTABLE, RecipientStatus, StatusChange, StatusReport
@@ -113,17 +113,6 @@ def _texts(parent: etree._Element, allowed: Sequence[str], what: str) -> dict[st
     return {k: v for k, v in found.items() if v}
 
 
-def _date(value: str | None, tag: str, what: str) -> date | None:
-    if value is None:
-        return None
-    for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(value[:10], pattern).date()
-        except ValueError:
-            continue
-    raise Refused(f"{what}: <{tag}> {value!r} is not a date (write YYYY-MM-DD or DD.MM.YYYY)", code="invalid-status")
-
-
 def _time(value: str | None, what: str) -> datetime | None:
     if value is None:
         return None
@@ -157,7 +146,7 @@ def parse_report(data: bytes, *, what: str, max_bytes: int, encoding: str = "utf
         raise Refused(f"{what}: <Code>registered</Code> needs your registration number in <RegNumber>",
                       code="invalid-status")
     fields: dict[str, object] = {"document_guid": guid, "status": status, "reg_number": values.get("RegNumber"),
-                                 "reg_date": _date(values.get("RegDate"), "RegDate", what),
+                                 "reg_date": parse_date(values.get("RegDate"), "RegDate", what, "invalid-status"),
                                  "reason": values.get("Reason")}
     at = _time(values.get("Time"), what)
     if at is not None:
@@ -185,6 +174,6 @@ def read_change(data: bytes, *, what: str = "status file") -> ToldStatus:
         connection=recipient.get("Connection"), recipient_eik=recipient.get("EIK"),
         recipient_name=recipient.get("Name"), status=RecipientStatus(values["Code"]), label=values.get("Label", ""),
         recipient_reg_number=values.get("RecipientRegNumber"),
-        recipient_reg_date=_date(values.get("RecipientRegDate"), "RecipientRegDate", what),
+        recipient_reg_date=parse_date(values.get("RecipientRegDate"), "RecipientRegDate", what, "invalid-status"),
         reason=values.get("Reason"), time=time, journal_id=values.get("JournalId", ""),
     )

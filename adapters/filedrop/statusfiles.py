@@ -20,15 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.base import AdapterContext, Intake, PollingSource
+from adapters.filedrop.claims import lock_open
 from adapters.filedrop.settings import Settings
 from adapters.filedrop.status import parse_report, render_change
 from schemas.errors import Permanent, Transient
 from schemas.status import StatusChange
-
-try:  # Kurier runs on Linux; without fcntl (Windows) a single poller per folder is assumed
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["StatusFiles", "StatusPoller"]
 
@@ -100,20 +96,7 @@ class StatusFiles:
 
 def _lock(path: Path) -> int | None:
     """Open and lock a claimed file; None when it is gone or another poller holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-    if not path.exists():  # finished and moved away by its owner while we waited
-        os.close(fd)
-        return None
-    return fd
+    return lock_open(path, path, os.O_RDONLY)
 
 
 class StatusPoller(PollingSource):
