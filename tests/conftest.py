@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -104,3 +105,26 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
                 "queue_prefix": prefix}
     amqp = request.getfixturevalue("amqp_url")
     return {"broker_url": amqp, "journal_url": _fresh(request.getfixturevalue("pg_url")), "queue_prefix": prefix}
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[Any]:
+    """``make_hub(**settings)``: a started hub on the test's backend (``start=False`` to start it yourself);
+    each is stopped, and its queues removed, after the test."""
+    from router.hub import Hub
+    from tests.helpers import delete_queues, hub_config
+
+    hubs: list[Hub] = []
+
+    def make(start: bool = True, **overrides: Any) -> Hub:
+        hub = Hub(hub_config(tmp_path, backend, **overrides))
+        if start:
+            hub.start()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        if hub.started:
+            hub.stop()
+        delete_queues(hub.config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,6 @@ from router.queues import Broker, ConfirmingPublisher
 from schemas.envelope import Party
 from schemas.errors import Refused
 from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
-
-
-@pytest.fixture
-def make_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[Any]:
-    hubs: list[Hub] = []
-
-    def make(start: bool = True, **overrides: Any) -> Hub:
-        hub = Hub(hub_config(tmp_path, backend, **overrides), with_sources=False)
-        if start:
-            hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        if hub.started:
-            hub.stop()
-        delete_queues(hub.config)
 
 
 def _one_sink(name: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@ and the source AIS. On the embedded defaults and on RabbitMQ + PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,31 +12,13 @@ import pytest
 from adapters.filedrop.status import ToldStatus, read_change, render_report
 from adapters.filedrop.testing import MUNICIPALITY, REGION, SampleDocument, write_document
 from adapters.memory import sink
-from router.hub import Hub
 from schemas.errors import Refused
 from schemas.identifiers import new_guid
 from schemas.status import RecipientStatus, StatusReport
-from tests.helpers import delete_queues, envelope, hub_config, unique, wait_until
+from tests.helpers import envelope, unique, wait_until
 
 S = RecipientStatus
 FAST = {"settle_seconds": 0.05, "poll_interval": 0.05, "fsync": False}
-
-
-@pytest.fixture
-def make_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[Any]:
-    hubs: list[Hub] = []
-
-    def make(**overrides: Any) -> Hub:
-        hub = Hub(hub_config(tmp_path, backend, **overrides))
-        hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        if hub.started:
-            hub.stop()
-        delete_queues(hub.config)
 
 
 def _told(folder: Path) -> list[ToldStatus]:
