@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import ConfigError, redact_secrets
 
-__all__ = ["bulk_insert", "chunks", "make_engine"]
+__all__ = ["bulk_insert", "chunks", "make_engine", "one_of"]
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -29,6 +30,17 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     ) as copy:
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` as one statement text whatever the count: ``= ANY(array)`` on PostgreSQL.
+
+    An IN list's text changes with its length, so PostgreSQL parses and plans each batch's statements
+    anew; with one array parameter each statement is prepared once per connection and reused.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

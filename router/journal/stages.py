@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from router.journal.base import JournalBase
 from router.journal.columns import fit_text
-from router.journal.db import bulk_insert, chunks
+from router.journal.db import bulk_insert, chunks, one_of
 from router.journal.errors import JOURNAL_REFUSED, refused_by_database, translate
 from router.journal.records import (
     DeliveryOutcome,
@@ -31,7 +31,8 @@ class StageJournal(JournalBase):
         result: dict[str, str] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(set(envelope_ids)), 500):
-                for row in conn.execute(select(envelopes.c.id, envelopes.c.status).where(envelopes.c.id.in_(chunk))):
+                query = select(envelopes.c.id, envelopes.c.status).where(one_of(conn, envelopes.c.id, chunk))
+                for row in conn.execute(query):
                     result[row.id] = row.status
         return result
 
@@ -73,7 +74,8 @@ class StageJournal(JournalBase):
             if delivery_rows:
                 have: set[str] = set()
                 for chunk in chunks([r["id"] for r in delivery_rows], 500):
-                    have.update(conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(chunk))).scalars())
+                    found = select(deliveries.c.id).where(one_of(conn, deliveries.c.id, chunk))
+                    have.update(conn.execute(found).scalars())
                 missing = [r for r in delivery_rows if r["id"] not in have]
                 if missing:
                     bulk_insert(conn, deliveries, missing)
@@ -90,7 +92,7 @@ class StageJournal(JournalBase):
             for (status, code, error, _), ids in by_status.items():
                 conn.execute(
                     update(envelopes)
-                    .where(envelopes.c.id.in_(ids), envelopes.c.status == EnvelopeStatus.RECEIVED.value)
+                    .where(one_of(conn, envelopes.c.id, ids), envelopes.c.status == EnvelopeStatus.RECEIVED.value)
                     .values(status=status, error_code=code, error=error, updated_at=now)
                 )
 
@@ -101,7 +103,7 @@ class StageJournal(JournalBase):
             for chunk in chunks(sorted(set(envelope_ids)), 500):
                 rows = conn.execute(
                     select(deliveries.c.id, deliveries.c.envelope_id, deliveries.c.destination).where(
-                        deliveries.c.envelope_id.in_(chunk), deliveries.c.status.in_(("pending", "retry"))
+                        one_of(conn, deliveries.c.envelope_id, chunk), deliveries.c.status.in_(("pending", "retry"))
                     )
                 )
                 out.extend((r.id, r.envelope_id, r.destination) for r in rows)
@@ -114,7 +116,7 @@ class StageJournal(JournalBase):
             for chunk in chunks(sorted(set(delivery_ids)), 500):
                 rows = conn.execute(
                     select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
-                    .where(deliveries.c.id.in_(chunk))
+                    .where(one_of(conn, deliveries.c.id, chunk))
                 )
                 result.update({r.id: (r.status, r.attempts) for r in rows})
         return result
@@ -129,12 +131,12 @@ class StageJournal(JournalBase):
             # time: each locks the envelope's row first (in id order, so no deadlock), so the last of them
             # sees the others' outcomes and settles it. (SQLite writes one transaction at a time anyway.)
             for chunk in chunks(sorted({o.envelope_id for o in outcomes}), 500):
-                conn.execute(select(envelopes.c.id).where(envelopes.c.id.in_(chunk)).order_by(envelopes.c.id)
-                             .with_for_update())
+                conn.execute(select(envelopes.c.id).where(one_of(conn, envelopes.c.id, chunk))
+                             .order_by(envelopes.c.id).with_for_update())
             delivered = [o.delivery_id for o in outcomes if o.status == "delivered"]
             for chunk in chunks(delivered, 500):
                 conn.execute(
-                    update(deliveries).where(deliveries.c.id.in_(chunk))
+                    update(deliveries).where(one_of(conn, deliveries.c.id, chunk))
                     .values(status="delivered", attempts=deliveries.c.attempts + 1, updated_at=now, next_try=None)
                 )
             for o in outcomes:
@@ -159,7 +161,7 @@ class StageJournal(JournalBase):
             states: dict[str, set[str]] = {}
             for chunk in chunks(touched, 500):
                 for row in conn.execute(select(deliveries.c.envelope_id, deliveries.c.status)
-                                        .where(deliveries.c.envelope_id.in_(chunk))):
+                                        .where(one_of(conn, deliveries.c.envelope_id, chunk))):
                     states.setdefault(row.envelope_id, set()).add(row.status)
             settled = [eid for eid, found in states.items() if not found & {"pending", "retry"}]
             failed = [eid for eid in settled if "failed" in states[eid]]
@@ -171,5 +173,6 @@ class StageJournal(JournalBase):
             ):
                 for chunk in chunks(ids, 500):
                     conn.execute(update(envelopes)
-                                 .where(envelopes.c.id.in_(chunk), envelopes.c.status == EnvelopeStatus.ROUTED.value)
+                                 .where(one_of(conn, envelopes.c.id, chunk),
+                                        envelopes.c.status == EnvelopeStatus.ROUTED.value)
                                  .values(**values, updated_at=now))
