@@ -17,6 +17,16 @@ REGION = Party(eik="121759222", name="Областна администраци�
 OTHER = Party(eik="831902088", name="Община Враца")
 
 
+class Clock:
+    """A monotonic clock a test moves by hand (``clock.now += 30``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

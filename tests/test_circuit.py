@@ -15,19 +15,11 @@ from router.circuit import CircuitBreaker, CircuitState
 from router.journal import DeliveryOutcome, Journal, PlanOutcome, StageEvent
 from router.metrics import Metrics
 from schemas import EnvelopeStatus
-from tests.helpers import envelope
+from tests.helpers import Clock, envelope
 
 with warnings.catch_warnings():  # see tests/test_api.py
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
     from fastapi.testclient import TestClient
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def breaker(clock: Clock, threshold: int = 3, open_seconds: float = 30.0, waiting: int = 7) -> CircuitBreaker:

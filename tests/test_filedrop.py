@@ -34,6 +34,7 @@ from schemas.envelope import Envelope
 from schemas.errors import ConfigError, DestinationUnavailable, KurierError, Refused, Transient
 from schemas.limits import Limits as LimitsConfig
 from schemas.validation import check_envelope
+from tests.helpers import Clock
 
 
 class FakeIntake:
@@ -78,14 +79,6 @@ class FakeIntake:
 
     def codes(self) -> list[str]:
         return [error.code for _, _, error in self.refused]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -12,18 +12,10 @@ from adapters.filedrop.testing import SampleDocument, write_document
 from router.hub import Hub
 from schemas.outage import Outage
 from tests.conftest import _fresh
-from tests.helpers import hub_config, unique, wait_until
+from tests.helpers import Clock, hub_config, unique, wait_until
 from tests.proxy import TcpProxy
 
 REASON = "the journal database is unavailable: connection refused"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:

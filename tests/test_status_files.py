@@ -19,6 +19,7 @@ from schemas.errors import KurierError, Refused, Transient
 from schemas.identifiers import new_guid
 from schemas.limits import Limits
 from schemas.status import RecipientStatus, StatusChange, StatusReport
+from tests.helpers import Clock
 
 GUID = "{3f2504e0-4f89-41d3-9a0c-0305e82c3301}"
 AT = datetime(2025, 12, 16, 9, 30, tzinfo=UTC)  # status files carry whole seconds
@@ -37,14 +38,6 @@ class FakeReporter:
             if self.fail_next:
                 raise self.fail_next.pop(0)
             self.reports.append((connection, report))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
