@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from adapters import AdapterContext, Connection, Destination, Receipt, Source, build_connection
 from router.config import KurierConfig
 from router.delivery import delivery_workers, destination_circuits
-from router.journal import AcceptOutcome, Journal, StageEvent
+from router.journal import AcceptOutcome, Journal
 from router.messages import inbound_messages
 from router.metrics import Metrics
 from router.notify import Notifier
@@ -43,9 +43,6 @@ log = logging.getLogger("kurier.hub")
 
 ALL_ROLES = frozenset({"process", "deliver", "sweep", "sources"})
 
-# Intake writes no stage events of its own: the "accepted" status row it writes says the document was
-# received and validated (a refusal writes its event), which is two rows fewer per document.
-_ACCEPTED: tuple[StageEvent, ...] = ()
 
 
 class Hub:
@@ -211,7 +208,9 @@ class Hub:
         A transient failure (the database is down) raises: nothing was accepted and the source tries again.
         """
         try:
-            return list(self.journal.accept(envs, _ACCEPTED))
+            # No stage events of its own: the "accepted" status row the journal writes says the document
+            # was received and validated (a refusal writes its event), two rows fewer per document.
+            return list(self.journal.accept(envs))
         except Permanent as exc:
             if len(envs) > 1:  # which one? each alone: the others must not share its fate
                 return [outcome for env in envs for outcome in self._accept([env])]

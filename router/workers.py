@@ -177,7 +177,7 @@ class ProcessWorker(Worker):
                     log.exception("%s: processing envelope %s failed", self.name, env.id)
                     plan = PlanOutcome(env.id, EnvelopeStatus.FAILED,
                                        [StageEvent("process", "failed", f"internal error: {exc!r}")],
-                                       error_code="internal", error=f"internal error: {exc!r}")
+                                       error_code="internal", error=f"internal error: {exc!r}", source=env.source)
                 if plan.status == EnvelopeStatus.RECEIVED:
                     retries.append(plan)
                     continue
