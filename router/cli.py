@@ -161,6 +161,9 @@ def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--ve
         hub.start()
         if server:
             server.start()
+        from router.runtime import settle_heap
+
+        settle_heap()
     except (KurierError, OSError) as exc:
         for part in (server, hub):
             if part is not None:

@@ -17,6 +17,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from router.config import KurierConfig
+from router.runtime import settle_heap
 
 __all__ = ["spawn_workers", "stop_workers"]
 
@@ -38,6 +39,7 @@ def _child(data: dict[str, Any], roles: list[str], parent: int) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     hub = Hub(KurierConfig(**data), with_sources=False)
     hub.start(migrate=False, roles=frozenset(roles))
+    settle_heap()
     # A parent killed with -9 cannot stop its children: each notices it was orphaned and stops itself
     # (its unacknowledged messages go back to RabbitMQ for the restarted hub).
     while not stop.wait(1.0):

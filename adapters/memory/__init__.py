@@ -36,6 +36,9 @@ class Settings(BaseModel):
     fail_notify_first: int = Field(0, ge=0)
     source: bool = False  # also a source: submits what is sent through it (MemorySink.send)
     poll_interval: float = Field(0.05, gt=0)
+    # Keep each delivered envelope (tests read them). The bench pushes hundreds of thousands through one
+    # sink: kept, they would be most of a worker's heap, and every full garbage collection walks them.
+    keep: bool = True
 
 
 class MemorySink:
@@ -46,6 +49,8 @@ class MemorySink:
         self.fail_first = fail_first
         self.fail_notify_first = 0
         self.delivered: dict[str, Envelope] = {}
+        self.keep = True
+        self.forgotten: set[str] = set()  # keys delivered while not keeping: still idempotent
         self.attempts: Counter[str] = Counter()
         self.notified: dict[int, StatusChange] = {}  # by seq: what this system was told, once each
         self.notify_calls = 0
@@ -65,12 +70,15 @@ class MemorySink:
                 raise DestinationUnavailable(f"{self.name}: simulated outage (attempt {self._calls})")
             if not self.available:
                 raise DestinationUnavailable(f"{self.name}: simulated outage (the peer is down)")
-            if key in self.delivered:
+            if key in self.delivered or key in self.forgotten:
                 return "already delivered"
             why = self.refused.get(envelope.document_guid)
             if why is not None:
                 raise DeliveryFailed(f"{self.name}: the recipient refuses {envelope.document_guid} for good: {why}")
-            self.delivered[key] = envelope
+            if self.keep:
+                self.delivered[key] = envelope
+            else:
+                self.forgotten.add(key)
             return "stored in memory"
 
     def close(self) -> None:
@@ -193,6 +201,7 @@ def create(name: str, settings: Settings, ctx: AdapterContext) -> MemoryConnecti
     target = sink(name)
     target.fail_first = settings.fail_first
     target.fail_notify_first = settings.fail_notify_first
+    target.keep = settings.keep
     target.reporter = ctx.statuses
     source = MemorySource(target, settings.poll_interval) if settings.source else None
     return MemoryConnection(name, target, source)

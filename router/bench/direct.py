@@ -36,7 +36,7 @@ def run_direct(base: KurierConfig, count: int, processes: int = 0,
     name = f"bench-sink-{uuid.uuid4().hex[:8]}"
     how = f", {processes} worker processes" if processes else ""
     try:
-        with bench_hub(base, processes, {name: {"adapter": "memory"}}, [name]) as hub:
+        with bench_hub(base, processes, {name: {"adapter": "memory", "keep": False}}, [name]) as hub:
             stored = hub.store.put_bytes(b"%PDF-1.4\n" + b"0" * 2000)
             att = AttachmentRef(file_name="писмо.pdf", mime_type="application/pdf", size=stored.size,
                                 sha256=stored.sha256)
@@ -47,7 +47,7 @@ def run_direct(base: KurierConfig, count: int, processes: int = 0,
             half = _run(hub, _documents(paced, att), rate=rate,
                         name=f"Kurier at half load ({rate:,.0f} documents/s offered{how})")
     finally:
-        sink(name).delivered.clear()  # the in-memory destination keeps what it got: let it go
+        sink(name).forgotten.clear()  # the in-memory destination keeps the keys it got: let them go
     return full, half
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, make_url, select, text
 
 from router.config import KurierConfig, load_config
 from router.journal.tables import envelopes
+from router.runtime import settle_heap
 from schemas.envelope import EnvelopeStatus
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def bench_hub(base: KurierConfig, processes: int, connections: dict[str, dict[st
                 _wait_for_consumers(hub, processes)
             else:
                 hub.start(roles=WORKER_ROLES)
+            settle_heap()  # as `kurier run` does once started
             yield hub
         finally:
             stop_workers(children)
