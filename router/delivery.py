@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -79,6 +80,7 @@ class DeliveryWorker(Worker):
         items, out = self._decode(batch, read_deliveries)
         states = self.journal.delivery_statuses(did for did, _, _ in items)
         todo: list[tuple[str, Envelope, int]] = []
+        alone: set[str] = set()  # deliveries that are their envelope's only one
         seen: set[str] = set()
         for did, dest, env in items:
             state = states.get(did)
@@ -90,10 +92,11 @@ class DeliveryWorker(Worker):
             if did in seen:
                 continue  # queued twice: one attempt per batch
             seen.add(did)
-            status, attempts = state
-            if status in ("delivered", "failed"):
+            if state.status in ("delivered", "failed"):
                 continue  # done before (a redelivered message): delivering again would duplicate
-            todo.append((did, env, attempts))
+            todo.append((did, env, state.attempts))
+            if state.siblings == 1:
+                alone.add(did)
         if self.circuit.state != CircuitState.CLOSED:
             # The probe is the least-tried delivery: a long outage spreads its probes over the documents
             # waiting instead of wearing out the attempts of one.
@@ -108,7 +111,8 @@ class DeliveryWorker(Worker):
                 if did not in mine:
                     continue
                 if self.circuit.allow():
-                    outcomes.append(self._deliver(did, env, attempts))
+                    outcome = self._deliver(did, env, attempts)
+                    outcomes.append(replace(outcome, only=True) if did in alone else outcome)
                 else:
                     deferred.append(did)
             self.journal.record_deliveries(outcomes)

@@ -57,6 +57,28 @@ def test_an_envelope_is_delivered_only_when_every_destination_is(journal: Journa
     assert {d.destination: d.attempts for d in detail.deliveries} == {"a": 1, "b": 1}
 
 
+def test_an_envelopes_only_delivery_settles_it_by_its_outcome(journal: Journal) -> None:
+    sent, refused, waiting, both = envelope(), envelope(), envelope(), envelope()
+    journal.accept([sent, refused, waiting, both], ACCEPTED)
+    for doc in (sent, refused, waiting):
+        _route(journal, doc.id, "a")
+    _route(journal, both.id, "a", "b")
+    states = journal.delivery_statuses([f"{d.id}:a" for d in (sent, refused, waiting, both)])
+    assert sorted(s.siblings for s in states.values()) == [1, 1, 1, 2]
+    assert states[f"{both.id}:a"].siblings == 2 and states[f"{sent.id}:a"].siblings == 1
+    assert f"{both.id}:b" not in states  # only what was asked for
+
+    # What the delivery worker records for them: "only" when the journal counted one delivery
+    journal.record_deliveries([
+        DeliveryOutcome(f"{sent.id}:a", sent.id, "a", "delivered", "ok", only=True),
+        DeliveryOutcome(f"{refused.id}:a", refused.id, "a", "failed", "refused for good", only=True),
+        DeliveryOutcome(f"{waiting.id}:a", waiting.id, "a", "retry", "peer down", next_try=utcnow(), only=True),
+        DeliveryOutcome(f"{both.id}:a", both.id, "a", "delivered", "ok"),
+    ])
+    assert journal.statuses([d.id for d in (sent, refused, waiting, both)]) == {
+        sent.id: "delivered", refused.id: "failed", waiting.id: "routed", both.id: "routed"}
+
+
 def test_retries_come_due_and_a_permanent_failure_fails_the_envelope(journal: Journal) -> None:
     doc = envelope()
     journal.accept([doc], ACCEPTED)

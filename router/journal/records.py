@@ -14,6 +14,7 @@ __all__ = [
     "AcceptOutcome",
     "DeliveryOutcome",
     "DeliveryRecord",
+    "DeliveryState",
     "EventRecord",
     "MessageDetail",
     "MessageSummary",
@@ -69,6 +70,18 @@ class DeliveryOutcome:
     detail: str
     next_try: datetime | None = None
     source: str = ""  # the envelope's source, for its status rows (looked up by the journal when not given)
+    # The envelope's only delivery (as the journal said before delivering): its outcome settles the
+    # envelope, with no look-up of other deliveries. False: the journal looks.
+    only: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """A delivery as the journal has it, before a worker tries it."""
+
+    status: str  # pending, retry, delivered, failed
+    attempts: int
+    siblings: int  # deliveries of its envelope, itself included
 
 
 @dataclass(frozen=True)

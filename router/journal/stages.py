@@ -13,6 +13,7 @@ from router.journal.db import bulk_insert, chunks, one_of
 from router.journal.errors import JOURNAL_REFUSED, refused_by_database, translate
 from router.journal.records import (
     DeliveryOutcome,
+    DeliveryState,
     PlanOutcome,
     StageEvent,
 )
@@ -110,27 +111,37 @@ class StageJournal(JournalBase):
         return out
 
     # -- delivery -------------------------------------------------------------------------------
-    def delivery_statuses(self, delivery_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
-        result: dict[str, tuple[str, int]] = {}
+    def delivery_statuses(self, delivery_ids: Iterable[str]) -> dict[str, DeliveryState]:
+        """The journal's state of these deliveries, and how many deliveries each one's envelope has."""
+        wanted = set(delivery_ids)
+        # Looked up by envelope (the delivery id is "<envelope id>:<destination>"), which also counts each
+        # envelope's deliveries: one that is its envelope's only delivery settles it without a look-up.
+        envelope_ids = sorted({did.rpartition(":")[0] for did in wanted})
+        rows: list[Any] = []
         with self.engine.connect() as conn:
-            for chunk in chunks(sorted(set(delivery_ids)), 500):
-                rows = conn.execute(
-                    select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
-                    .where(one_of(conn, deliveries.c.id, chunk))
-                )
-                result.update({r.id: (r.status, r.attempts) for r in rows})
-        return result
+            for chunk in chunks(envelope_ids, 500):
+                rows += conn.execute(
+                    select(deliveries.c.id, deliveries.c.envelope_id, deliveries.c.status, deliveries.c.attempts)
+                    .where(one_of(conn, deliveries.c.envelope_id, chunk)))
+        fanout: dict[str, int] = {}
+        for r in rows:
+            fanout[r.envelope_id] = fanout.get(r.envelope_id, 0) + 1
+        return {r.id: DeliveryState(r.status, r.attempts, fanout[r.envelope_id]) for r in rows if r.id in wanted}
 
     def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> None:
         """Commit a delivery batch, then settle envelopes whose deliveries are all done."""
         if not outcomes:
             return
         now = utcnow()
+        # An envelope whose only delivery this is settles with its outcome; the others need a look at their
+        # siblings, which another destination's worker may be recording at the same moment.
+        alone = {o.envelope_id: o.status for o in outcomes if o.only}
+        shared = sorted({o.envelope_id for o in outcomes if not o.only})
         with self.engine.begin() as conn:
-            # An envelope's deliveries to several destinations are recorded by their workers at the same
-            # time: each locks the envelope's row first (in id order, so no deadlock), so the last of them
-            # sees the others' outcomes and settles it. (SQLite writes one transaction at a time anyway.)
-            for chunk in chunks(sorted({o.envelope_id for o in outcomes}), 500):
+            # Each worker recording a shared envelope's deliveries locks its row first (in id order, so no
+            # deadlock), so the last of them sees the others' outcomes and settles it. (SQLite writes one
+            # transaction at a time anyway.)
+            for chunk in chunks(shared, 500):
                 conn.execute(select(envelopes.c.id).where(one_of(conn, envelopes.c.id, chunk))
                              .order_by(envelopes.c.id).with_for_update())
             delivered = [o.delivery_id for o in outcomes if o.status == "delivered"]
@@ -154,12 +165,11 @@ class StageJournal(JournalBase):
             ])
             # the source is told: delivered, or failed with the reason (retries are no news)
             delivery_status_rows(conn, outcomes, now, self.actor)
-            touched = sorted({o.envelope_id for o in outcomes})
             # Settle the envelopes none of whose deliveries is still to do: failed if one of them failed for
             # good, else delivered. Decided here from one look-up by the indexed envelope id: an EXISTS per
             # row made PostgreSQL spend more on this statement than on all the others of the batch.
-            states: dict[str, set[str]] = {}
-            for chunk in chunks(touched, 500):
+            states: dict[str, set[str]] = {eid: {status} for eid, status in alone.items()}
+            for chunk in chunks(shared, 500):
                 for row in conn.execute(select(deliveries.c.envelope_id, deliveries.c.status)
                                         .where(one_of(conn, deliveries.c.envelope_id, chunk))):
                     states.setdefault(row.envelope_id, set()).add(row.status)
