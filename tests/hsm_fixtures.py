@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,11 @@ from pathlib import Path
 import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509 import load_der_x509_certificate
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN_LABEL = "kurier-test"
@@ -158,10 +161,13 @@ class CertomancerCscV1:
     """certomancer-csc-dummy (CSC v1) on 127.0.0.1 in a thread of its own, on its own event loop."""
 
     def __init__(self, pki: HsmPki) -> None:
+        from aiohttp import web
         from csc_dummy.csc_dummy_server import CSCWithCertomancer, DummyServiceParams
 
-        self._csc = CSCWithCertomancer(pki.certomancer_config,  # type: ignore[arg-type]
-                                       service_params=DummyServiceParams(hash_pinning_required=True))
+        with warnings.catch_warnings():  # it keys its aiohttp app by strings, which aiohttp now warns of
+            warnings.simplefilter("ignore", web.NotAppKeyWarning)
+            self._csc = CSCWithCertomancer(pki.certomancer_config,  # type: ignore[arg-type]
+                                           service_params=DummyServiceParams(hash_pinning_required=True))
         self._csc.register_routes()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -190,8 +196,9 @@ class CertomancerCscV1:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 def minimal_pdf() -> bytes:
@@ -207,4 +214,36 @@ def minimal_pdf() -> bytes:
     writer.insert_page(page)
     out = io.BytesIO()
     writer.write(out)
+    return out.getvalue()
+
+
+def verify(cert: x509.Certificate, signature: bytes, digest: bytes) -> None:
+    """Raises InvalidSignature unless ``signature`` is the certificate key's signature of the SHA-256 ``digest``."""
+    public = load_der_x509_certificate(cert.dump()).public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        public.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    else:
+        public.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))  # type: ignore[union-attr]
+
+
+def validate_pdf(signed: bytes, root: x509.Certificate) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    reader = PdfFileReader(io.BytesIO(signed))
+    (embedded,) = reader.embedded_signatures
+    status = validate_pdf_signature(embedded, ValidationContext(trust_roots=[root], allow_fetching=False,
+                                                                revocation_mode="soft-fail"))
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+
+
+def sign_pdf(key: object) -> bytes:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    out = io.BytesIO()
+    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(minimal_pdf())),
+                     signers.PdfSignatureMetadata(field_name="Signature1"),
+                     signer=key.pdf_signer(), output=out)  # type: ignore[attr-defined]
     return out.getvalue()

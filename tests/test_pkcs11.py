@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 
 import pytest
-from asn1crypto import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.x509 import load_der_x509_certificate
 
 from schemas.errors import ConfigError, Permanent, Transient
 from signing.keys import load_key_type
 from signing.pkcs11 import Pkcs11Key, Settings
-from tests.hsm_fixtures import PIN_ENV, TOKEN_LABEL, HsmPki, minimal_pdf, pki, softhsm
+from tests.hsm_fixtures import PIN_ENV, TOKEN_LABEL, HsmPki, pki, sign_pdf, softhsm, validate_pdf, verify
 
 __all__ = ["pki", "softhsm"]  # fixtures, imported for pytest
 
@@ -32,38 +26,6 @@ def key(softhsm: str) -> Iterator[Pkcs11Key]:
     k = _key(softhsm)
     yield k
     k.close()
-
-
-def verify(cert: x509.Certificate, signature: bytes, digest: bytes) -> None:
-    """Raises InvalidSignature unless ``signature`` is the certificate key's signature of the SHA-256 ``digest``."""
-    public = load_der_x509_certificate(cert.dump()).public_key()
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        public.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-    else:
-        public.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))  # type: ignore[union-attr]
-
-
-def validate_pdf(signed: bytes, root: x509.Certificate) -> None:
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
-
-    reader = PdfFileReader(io.BytesIO(signed))
-    (embedded,) = reader.embedded_signatures
-    status = validate_pdf_signature(embedded, ValidationContext(trust_roots=[root], allow_fetching=False,
-                                                                revocation_mode="soft-fail"))
-    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
-
-
-def sign_pdf(key: object) -> bytes:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import signers
-
-    out = io.BytesIO()
-    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(minimal_pdf())),
-                     signers.PdfSignatureMetadata(field_name="Signature1"),
-                     signer=key.pdf_signer(), output=out)  # type: ignore[attr-defined]
-    return out.getvalue()
 
 
 def test_the_key_type_table_finds_the_pkcs11_key() -> None:
