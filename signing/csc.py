@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.errors import ConfigError, Permanent, Transient, redact_secrets
+from signing._prehashed import check_digests
 
 if TYPE_CHECKING:
     import httpx
@@ -93,19 +94,13 @@ class CscClient:
 
     def post(self, endpoint: str, body: dict[str, Any], *, auth: Any = None) -> dict[str, Any]:
         """POST ``body`` to ``endpoint``; the JSON answer, or Transient/Permanent naming what went wrong."""
-        import httpx
 
         url = f"{self.settings.base_url.rstrip('/')}/csc/v{self.settings.version}/{endpoint}"
-        token = self.bearer_token() if auth is None else None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            response = self._http.post(url, json=body, headers=headers, auth=auth)
-        except httpx.TimeoutException as exc:
-            raise Transient(f"{self.where}: {endpoint} timed out ({type(exc).__name__})",
-                            code="signer-unavailable") from exc
-        except httpx.TransportError as exc:
-            raise Transient(f"{self.where}: {endpoint} failed, the service does not answer "
-                            f"({redact_secrets(str(exc) or type(exc).__name__)})", code="signer-unavailable") from exc
+        response = self._send(endpoint, url, body, auth)
+        if response.status_code == 401 and auth is None and self.settings.username_env is not None:
+            # The token from auth/login expired (a worker runs for days): log in again, once.
+            self._token = None
+            response = self._send(endpoint, url, body, auth)
         if response.status_code == 429 or response.status_code >= 500:
             raise Transient(f"{self.where}: {endpoint} answered HTTP {response.status_code} "
                             f"{_error_text(response)}", code="signer-unavailable")
@@ -120,6 +115,20 @@ class CscClient:
             raise Permanent(f"{self.where}: {endpoint} answered something that is not a JSON object",
                             code="signer-protocol")
         return answer
+
+    def _send(self, endpoint: str, url: str, body: dict[str, Any], auth: Any) -> httpx.Response:
+        import httpx
+
+        token = self.bearer_token() if auth is None else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            return self._http.post(url, json=body, headers=headers, auth=auth)
+        except httpx.TimeoutException as exc:
+            raise Transient(f"{self.where}: {endpoint} timed out ({type(exc).__name__})",
+                            code="signer-unavailable") from exc
+        except httpx.TransportError as exc:
+            raise Transient(f"{self.where}: {endpoint} failed, the service does not answer "
+                            f"({redact_secrets(str(exc) or type(exc).__name__)})", code="signer-unavailable") from exc
 
     def bearer_token(self) -> str | None:
         """The bearer token: from the environment, or from auth/login with HTTP Basic (asked once)."""
@@ -252,6 +261,7 @@ class CscKey:
     def sign_hashes(self, digests: list[bytes], digest_algorithm: str = "sha256") -> list[bytes]:
         from asn1crypto import algos
 
+        check_digests(digests, digest_algorithm)
         credential = self.credential()
         digest_oid = algos.DigestAlgorithmId(digest_algorithm).dotted
         sign_oid = self.signature_oid(digest_algorithm)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.errors import ConfigError, Permanent, Transient
+from signing._prehashed import check_digests
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -186,6 +187,7 @@ class Pkcs11Key:
         from pkcs11 import exceptions as p11e
         from pkcs11.util.ec import encode_ecdsa_signature
 
+        check_digests(digests, digest_algorithm)
         self._ensure()
         key = self._key
         out: list[bytes] = []

@@ -212,3 +212,18 @@ def test_v1_a_service_that_is_down_is_transient(v1_service: CertomancerCscV1) ->
     assert key.pdf_signer() is signer
     with pytest.raises(Transient, match="does not answer"):
         sign_pdf(key)
+
+
+def test_a_digest_of_the_wrong_length_is_refused_before_any_call(key: CscKey, service: CscTestService) -> None:
+    with pytest.raises(ValueError, match="every sha256 digest is 32 bytes long"):
+        key.sign_hashes([b"not a digest"])
+    assert service.calls["signatures/signHash"] == 0
+
+
+def test_an_expired_login_token_is_renewed_once(service: CscTestService, pki: HsmPki) -> None:
+    key = _key(service.url, token_env=None, username_env="KURIER_TEST_CSC_USER",
+               password_env="KURIER_TEST_CSC_PASSWORD")
+    key.certificate()
+    service.token = "a-new-token"  # the service forgot the old one
+    verify(pki.signer, key.sign_raw(b"hello"), hashlib.sha256(b"hello").digest())
+    assert service.calls["auth/login"] == 2
