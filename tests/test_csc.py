@@ -227,3 +227,11 @@ def test_an_expired_login_token_is_renewed_once(service: CscTestService, pki: Hs
     service.token = "a-new-token"  # the service forgot the old one
     verify(pki.signer, key.sign_raw(b"hello"), hashlib.sha256(b"hello").digest())
     assert service.calls["auth/login"] == 2
+
+
+def test_the_bench_batches_hashes_per_call() -> None:
+    from signing.csc_bench import csc_pades_rates
+
+    rates = csc_pades_rates(minimal_pdf(), documents=4, batch=2)
+    assert (rates.calls_per_document, rates.calls_batched) == (4, 2)
+    assert rates.per_document > 0 and rates.batched > 0
