@@ -62,9 +62,10 @@ class BatchingCscSigner(Signer):
         if dry_run:
             return bytes(_RESERVED_SIGNATURE_BYTES)
         loop = asyncio.get_running_loop()
-        if self._pending and (self._pending[0][1].get_loop() is not loop
-                              or self._pending_algorithm != digest_algorithm):
-            self._start_round()
+        if self._pending and self._pending[0][1].get_loop() is not loop:
+            self._pending = []  # left by an event loop that ended before their round ran: nobody waits
+        if self._pending and self._pending_algorithm != digest_algorithm:
+            self._start_round()  # one round signs one digest algorithm
         future: asyncio.Future[bytes] = loop.create_future()
         self._pending.append((hashlib.new(digest_algorithm, data).digest(), future))
         self._pending_algorithm = digest_algorithm
