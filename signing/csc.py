@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -84,7 +85,13 @@ class CscClient:
         import httpx
 
         self.settings = settings
-        verify: Any = settings.ca_file or settings.verify_tls
+        verify: ssl.SSLContext | bool = settings.verify_tls
+        if settings.ca_file and settings.verify_tls:
+            try:
+                verify = ssl.create_default_context(cafile=settings.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"CSC ca_file {settings.ca_file}: cannot be read as PEM certificates "
+                                  f"({exc})") from exc
         self._http = httpx.Client(verify=verify, timeout=settings.timeout, transport=transport)
         self._token = _env(settings.token_env, "CSC bearer token")
 
@@ -126,6 +133,13 @@ class CscClient:
         except httpx.TimeoutException as exc:
             raise Transient(f"{self.where}: {endpoint} timed out ({type(exc).__name__})",
                             code="signer-unavailable") from exc
+        except httpx.ConnectError as exc:
+            if _untrusted_tls(exc):
+                raise Permanent(f"{self.where}: the service's TLS certificate is not trusted "
+                                f"({_untrusted_tls(exc)}): set ca_file to the CA that issued it",
+                                code="signer-tls") from exc
+            raise Transient(f"{self.where}: {endpoint} failed, the service does not answer "
+                            f"({redact_secrets(str(exc) or type(exc).__name__)})", code="signer-unavailable") from exc
         except httpx.TransportError as exc:
             raise Transient(f"{self.where}: {endpoint} failed, the service does not answer "
                             f"({redact_secrets(str(exc) or type(exc).__name__)})", code="signer-unavailable") from exc
@@ -196,6 +210,18 @@ class CscClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _untrusted_tls(exc: BaseException) -> str | None:
+    """The verification failure behind a connection error, if that is what it was: retrying cannot help."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen)
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _error_text(response: httpx.Response) -> str:

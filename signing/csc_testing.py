@@ -14,6 +14,7 @@ import contextlib
 import json
 import secrets
 import socket
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -51,10 +52,11 @@ class CscTestService:
     def __init__(self, key: PrivateKeyTypes, certificates: list[x509.Certificate], *,
                  token: str = "kurier-test-token", pin: str = "123456", username: str | None = None,
                  password: str | None = None, credential_id: str = "kurier-test-signer",
-                 multisign: int = 100) -> None:
+                 multisign: int = 100, tls: ssl.SSLContext | None = None) -> None:
         self.key, self.certificates = key, certificates
         self.token, self.pin, self.username, self.password = token, pin, username, password
         self.credential_id, self.multisign = credential_id, multisign
+        self.tls = tls  # a server-side context: serve HTTPS
         self.calls: Counter[str] = Counter()  # endpoint → calls
         self.hashes_signed: list[int] = []  # hashes per signHash call
         self.fail_status: int | None = None
@@ -67,7 +69,7 @@ class CscTestService:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> CscTestService:
         service = self
@@ -103,6 +105,8 @@ class CscTestService:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="csc-test-service",
                                         daemon=True)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,7 +163,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory, pki: HsmPki) -> Iterator[s
 class CertomancerCscV1:
     """certomancer-csc-dummy (CSC v1) on 127.0.0.1 in a thread of its own, on its own event loop."""
 
-    def __init__(self, pki: HsmPki) -> None:
+    def __init__(self, pki: HsmPki, tls: ssl.SSLContext | None = None) -> None:
         from aiohttp import web
         from csc_dummy.csc_dummy_server import CSCWithCertomancer, DummyServiceParams
 
@@ -169,6 +172,7 @@ class CertomancerCscV1:
             self._csc = CSCWithCertomancer(pki.certomancer_config,  # type: ignore[arg-type]
                                            service_params=DummyServiceParams(hash_pinning_required=True))
         self._csc.register_routes()
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self.port = 0
@@ -183,7 +187,7 @@ class CertomancerCscV1:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self._csc.app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._tls)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._ready.set()
@@ -193,7 +197,7 @@ class CertomancerCscV1:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -247,3 +251,26 @@ def sign_pdf(key: object) -> bytes:
                      signers.PdfSignatureMetadata(field_name="Signature1"),
                      signer=key.pdf_signer(), output=out)  # type: ignore[attr-defined]
     return out.getvalue()
+
+
+def tls_server(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server-side TLS context for 127.0.0.1 (a self-signed certificate), and that certificate's PEM file."""
+    from cryptography import x509 as c_x509
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = c_x509.Name([c_x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (c_x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(c_x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(c_x509.SubjectAlternativeName([c_x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(c_x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "tls.pem", directory / "tls.key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_file, key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.hsm_fixtures import (
     minimal_pdf,
     pki,
     sign_pdf,
+    tls_server,
     validate_pdf,
     verify,
 )
@@ -235,3 +237,26 @@ def test_the_bench_batches_hashes_per_call() -> None:
     rates = csc_pades_rates(minimal_pdf(), documents=4, batch=2)
     assert (rates.calls_per_document, rates.calls_batched) == (4, 2)
     assert rates.per_document > 0 and rates.batched > 0
+
+
+def test_over_tls_the_service_is_trusted_through_ca_file(pki: HsmPki, tmp_path: Path) -> None:
+    context, ca_file = tls_server(tmp_path)
+    with CscTestService(pki.signer_key, [pki.signer, pki.root], token=CSC_TOKEN, pin=CSC_PIN, tls=context) as tls:
+        assert tls.url.startswith("https://")
+        key = _key(tls.url, ca_file=str(ca_file))
+        verify(pki.signer, key.sign_raw(b"hello"), hashlib.sha256(b"hello").digest())
+        validate_pdf(sign_pdf(key), pki.root)
+        # Without the CA the certificate is not trusted: retrying cannot help, so it is permanent
+        with pytest.raises(Permanent, match="TLS certificate is not trusted"):
+            _key(tls.url).certificate()
+
+
+def test_v1_over_tls_trusts_ca_file_too(pki: HsmPki, tmp_path: Path) -> None:
+    context, ca_file = tls_server(tmp_path)
+    v1 = CertomancerCscV1(pki, tls=context)
+    try:
+        key = _key(v1.url, version=1, credential_id="kurier-hsm/signer", token_env=None, pin_env=None,
+                   ca_file=str(ca_file))
+        validate_pdf(sign_pdf(key), pki.root)
+    finally:
+        v1.stop()
