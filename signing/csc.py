@@ -81,7 +81,7 @@ def _env(name: str | None, what: str) -> str | None:
 class CscClient:
     """The CSC endpoints Kurier uses, over one httpx client (keep-alive); not thread-safe."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         import httpx
 
         self.settings = settings
@@ -92,7 +92,7 @@ class CscClient:
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"CSC ca_file {settings.ca_file}: cannot be read as PEM certificates "
                                   f"({exc})") from exc
-        self._http = httpx.Client(verify=verify, timeout=settings.timeout, transport=transport)
+        self._http = httpx.Client(verify=verify, timeout=settings.timeout, )
         self._token = _env(settings.token_env, "CSC bearer token")
 
     @property
@@ -101,7 +101,6 @@ class CscClient:
 
     def post(self, endpoint: str, body: dict[str, Any], *, auth: Any = None) -> dict[str, Any]:
         """POST ``body`` to ``endpoint``; the JSON answer, or Transient/Permanent naming what went wrong."""
-
         url = f"{self.settings.base_url.rstrip('/')}/csc/v{self.settings.version}/{endpoint}"
         response = self._send(endpoint, url, body, auth)
         if response.status_code == 401 and auth is None and self.settings.username_env is not None:
@@ -246,11 +245,11 @@ class CscKey:
 
     Settings: ClassVar[type[BaseModel]] = Settings
 
-    def __init__(self, name: str, settings: BaseModel, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, name: str, settings: BaseModel) -> None:
         assert isinstance(settings, Settings)
         self.name = name
         self.settings = settings
-        self.client = CscClient(settings, transport=transport)
+        self.client = CscClient(settings, )
         self._credential: CredentialInfo | None = None
         self._pdf_signer: PdfSigner | None = None
 
