@@ -22,7 +22,7 @@ from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko_certvalidator import ValidationContext
 
 from schemas.errors import Permanent
-from signing.certcheck import check_chain, eik_of, subject_of
+from signing.certcheck import ValidationData, check_chain, eik_of, subject_of
 from signing.report import SignatureReport, SignatureStatus
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def sign_cades(data: bytes | Path, key: KeySource, *, digest_algorithm: str = "s
 
 def verify_cades(
     data: bytes | Path, signature: bytes, trust_roots: Sequence[asn1_x509.Certificate], *,
-    file_name: str | None = None, moment: datetime | None = None,
+    file_name: str | None = None, moment: datetime | None = None, validation: ValidationData | None = None,
 ) -> SignatureReport:
     """Check a detached CAdES/CMS signature of ``data`` against ``trust_roots``; never raises for bad input."""
 
@@ -85,5 +85,6 @@ def verify_cades(
     if not status.valid:
         return report(SignatureStatus.INVALID, "the signature value does not verify with the signer's key",
                       signed_at=signed_at, weak=weak, **who)
-    chain = check_chain(signer_cert, trust_roots=trust_roots, others=certs.other_certs, moment=moment)
+    chain = check_chain(signer_cert, trust_roots=trust_roots, others=certs.other_certs, moment=moment,
+                        data=validation)
     return report(chain.status, chain.reason, chain=chain.chain, signed_at=signed_at, weak=weak, level="B-B", **who)

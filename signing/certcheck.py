@@ -28,9 +28,18 @@ from pyhanko_certvalidator.errors import (
 
 from signing.report import SignatureStatus
 
-__all__ = ["ChainCheck", "check_chain", "eik_of", "subject_of"]
+__all__ = ["ChainCheck", "ValidationData", "check_chain", "eik_of", "subject_of"]
 
 _EIK_PREFIX = "NTRBG-"  # ETSI EN 319 412-1 semantics identifier: national trade register, Bulgaria
+
+
+@dataclass(frozen=True)
+class ValidationData:
+    """What a verifier knows besides the signature: intermediates, CRLs and OCSP responses (DER)."""
+
+    intermediates: Sequence[x509.Certificate] = ()
+    crls: Sequence[bytes] = ()
+    ocsps: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,14 @@ def check_chain(
     trust_roots: Sequence[x509.Certificate],
     others: Iterable[x509.Certificate] = (),
     moment: datetime | None = None,
-    crls: Iterable[bytes] = (),
-    ocsps: Iterable[bytes] = (),
+    data: ValidationData | None = None,
 ) -> ChainCheck:
     """Validate ``cert`` at ``moment`` (default: now) against ``trust_roots``; never raises for a bad chain."""
     moment = moment or datetime.now(UTC)
+    data = data or ValidationData()
     context = ValidationContext(
-        trust_roots=list(trust_roots), other_certs=list(others), moment=moment, allow_fetching=False,
-        crls=list(crls), ocsps=list(ocsps), revocation_mode="soft-fail",
+        trust_roots=list(trust_roots), other_certs=[*others, *data.intermediates], moment=moment,
+        allow_fetching=False, crls=list(data.crls), ocsps=list(data.ocsps), revocation_mode="soft-fail",
     )
     validator = CertificateValidator(cert, validation_context=context)
     when = moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -92,7 +101,9 @@ def check_chain(
                           f"after the validation time {when}", _subjects(exc))
     except (InvalidCertificateError, PathValidationError, ValidationError) as exc:
         return ChainCheck(SignatureStatus.INDETERMINATE, f"the chain of {who} could not be validated: {exc}", [who])
-    return ChainCheck(SignatureStatus.VALID, f"signed by {who}, chain trusted at {when}",
+    # soft-fail: without revocation data a certificate counts as not revoked, and the reason says so.
+    unchecked = "" if data.crls or data.ocsps else "; revocation not checked (no CRL or OCSP data given)"
+    return ChainCheck(SignatureStatus.VALID, f"signed by {who}, chain trusted at {when}{unchecked}",
                       [subject_of(c) for c in reversed(list(path))])
 
 

@@ -24,6 +24,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
 from schemas.errors import Permanent, Refused
+from signing.certcheck import ValidationData
 from signing.rawkey import as_private_key, cryptography_certificate
 from signing.report import SignatureReport, SignatureStatus
 from signing.xmlcommon import (
@@ -109,6 +110,7 @@ def _signing_time(signature: etree._Element) -> datetime | None:
 def verify_xml_signatures(
     data: bytes, *, trust_roots: Sequence[asn1_x509.Certificate], file_name: str | None = None,
     detached: Mapping[str, bytes] | None = None, moment: datetime | None = None,
+    validation: ValidationData | None = None,
 ) -> list[XmlVerification]:
     """Every XAdES signature of ``data`` (enveloped in its root, or ``data`` a detached signature).
 
@@ -127,13 +129,14 @@ def verify_xml_signatures(
     out = []
     for index, signature in enumerate(signatures):
         out.append(_verify_signature(data, signature, index, trust_roots=trust_roots, file_name=file_name,
-                                     detached=detached or {}, moment=moment))
+                                     detached=detached or {}, moment=moment, validation=validation))
     return out
 
 
 def _verify_signature(
     data: bytes, signature: etree._Element, index: int, *, trust_roots: Sequence[asn1_x509.Certificate],
     file_name: str | None, detached: Mapping[str, bytes], moment: datetime | None,
+    validation: ValidationData | None,
 ) -> XmlVerification:
     def resolve(uri: str) -> etree._Element | None:
         content = detached.get(uri)
@@ -145,7 +148,8 @@ def _verify_signature(
     extra: dict[str, Any] = {"uri_resolver": resolve}
     verification, results = verify_one(
         _OneOf(index), data, signature, fmt=_FORMAT, file_name=file_name, signer_cert=signer_certificate(signature),
-        trust_roots=trust_roots, moment=moment, config=_config(), signed_at=_signing_time(signature), **extra,
+        trust_roots=trust_roots, moment=moment, config=_config(), signed_at=_signing_time(signature),
+        validation=validation, **extra,
     )
     covered = [r.signed_xml for r in results if r.signed_xml is not None and not _is_own_property(r)]
     if verification.report.status is not SignatureStatus.INVALID:
@@ -163,7 +167,8 @@ def _is_own_property(result: Any) -> bool:
 def verify_xml(
     data: bytes, *, trust_roots: Sequence[asn1_x509.Certificate], file_name: str | None = None,
     detached: Mapping[str, bytes] | None = None, moment: datetime | None = None,
+    validation: ValidationData | None = None,
 ) -> list[SignatureReport]:
     """The reports of :func:`verify_xml_signatures`, for callers that only need the verdicts."""
     return [v.report for v in verify_xml_signatures(data, trust_roots=trust_roots, file_name=file_name,
-                                                     detached=detached, moment=moment)]
+                                                     detached=detached, moment=moment, validation=validation)]

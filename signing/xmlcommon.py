@@ -24,7 +24,7 @@ from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, 
 from schemas.errors import Refused
 from schemas.limits import Limits
 from schemas.xmlsafe import parse_xml
-from signing.certcheck import check_chain, eik_of, subject_of
+from signing.certcheck import ValidationData, check_chain, eik_of, subject_of
 from signing.rawkey import cryptography_certificate
 from signing.report import SignatureReport, SignatureStatus
 
@@ -107,7 +107,8 @@ def verify_one(
     verifier: XMLVerifier, data: bytes, signature: etree._Element, *, fmt: str, file_name: str | None,
     signer_cert: asn1_x509.Certificate | None, trust_roots: Sequence[asn1_x509.Certificate],
     moment: datetime | None, config: Any, signed_at: datetime | None = None,
-    uri_resolver: Callable[[str], etree._Element | None] | None = None, **verify_args: Any,
+    uri_resolver: Callable[[str], etree._Element | None] | None = None, validation: ValidationData | None = None,
+    **verify_args: Any,
 ) -> tuple[XmlVerification, list[Any]]:
     """Check the signature value and digests with signxml, then the signer's chain; never raises for bad input."""
 
@@ -141,7 +142,7 @@ def verify_one(
                                certificate=signer_cert), []
     results = results if isinstance(results, list) else [results]
     others = [*key_info_certificates(signature)]
-    chain = check_chain(signer_cert, trust_roots=trust_roots, others=others, moment=moment)
+    chain = check_chain(signer_cert, trust_roots=trust_roots, others=others, moment=moment, data=validation)
     return XmlVerification(report(chain.status, chain.reason, chain=chain.chain), certificate=signer_cert), results
 
 

@@ -24,6 +24,7 @@ from signxml import CanonicalizationMethod, SignatureConfiguration, SignatureMet
 from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod
 
 from schemas.errors import Permanent, Refused
+from signing.certcheck import ValidationData
 from signing.rawkey import as_private_key
 from signing.report import SignatureReport, SignatureStatus
 from signing.xmlcommon import (
@@ -90,6 +91,7 @@ def _seos_config() -> SignatureConfiguration:
 
 def verify_seos_message(
     data: bytes, *, trust_roots: Sequence[asn1_x509.Certificate], moment: datetime | None = None,
+    validation: ValidationData | None = None,
 ) -> XmlVerification:
     """Check a received SEOS message's signature; ``signed`` is the Message as signed (without the signature).
 
@@ -121,7 +123,7 @@ def verify_seos_message(
         return invalid("the message signature's Reference lacks the enveloped-signature transform")
     verification, results = verify_one(
         XMLVerifier(), data, signature, fmt=_FORMAT, file_name=None, signer_cert=signer_certificate(signature),
-        trust_roots=trust_roots, moment=moment, config=_seos_config(),
+        trust_roots=trust_roots, moment=moment, config=_seos_config(), validation=validation,
     )
     signed = [r.signed_xml for r in results if r.signed_xml is not None]
     return XmlVerification(verification.report, signed, verification.certificate)

@@ -9,6 +9,7 @@ from pathlib import Path
 from asn1crypto import cms
 
 from signing.cades import sign_cades, verify_cades
+from signing.certcheck import ValidationData
 from signing.report import SignatureStatus
 from tests.xmlsig_fixtures import EIK, SignerPki, pki, require_tool
 
@@ -79,6 +80,13 @@ def test_cades_untrusted_root_and_expired_certificate(pki: SignerPki) -> None:
 
     expired = verify_cades(DATA, sign_cades(DATA, pki.expired), [pki.root])
     assert expired.status is SignatureStatus.EXPIRED and "expired on" in expired.reason
+
+
+def test_cades_revoked_certificate(pki: SignerPki) -> None:
+    signature = sign_cades(DATA, pki.revoked)
+    report = verify_cades(DATA, signature, [pki.root], validation=ValidationData(crls=[pki.crl]))
+    assert report.status is SignatureStatus.REVOKED and "revoked on" in report.reason
+    assert verify_cades(DATA, sign_cades(DATA, pki.signer), [pki.root], validation=ValidationData(crls=[pki.crl])).ok
 
 
 def test_cades_garbage_signature_is_reported_not_raised(pki: SignerPki) -> None:

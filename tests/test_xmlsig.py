@@ -14,6 +14,7 @@ from signxml.algorithms import SignatureConstructionMethod
 from signxml.xades import XAdESSigner
 
 from schemas.errors import Permanent
+from signing.certcheck import ValidationData
 from signing.rawkey import as_private_key, cryptography_certificate
 from signing.report import SignatureStatus
 from signing.xades import sign_xades, verify_xml, verify_xml_signatures
@@ -137,6 +138,19 @@ def test_seos_expired_and_untrusted_signers(pki: SignerPki) -> None:
     # The same signature is fine for whoever trusts that other root.
     assert verify_seos_message(sign_seos_message(seos_message(), pki.untrusted),
                                trust_roots=[pki.other_root]).report.ok
+
+
+def test_revoked_signers_are_caught_when_the_crl_is_given(pki: SignerPki) -> None:
+    crl = ValidationData(crls=[pki.crl])
+    seos = sign_seos_message(seos_message(), pki.revoked)
+    report = verify_seos_message(seos, trust_roots=[pki.root], validation=crl).report
+    assert report.status is SignatureStatus.REVOKED and "revoked on" in report.reason
+    (report,) = verify_xml(sign_xades(ORDER, pki.revoked), trust_roots=[pki.root], validation=crl)
+    assert report.status is SignatureStatus.REVOKED
+    # With the CRL a good signer is checked and says so; without it, the report admits it was not.
+    assert "revocation not checked" not in verify_seos_message(
+        sign_seos_message(seos_message(), pki.signer), trust_roots=[pki.root], validation=crl).report.reason
+    assert "revocation not checked" in verify_seos_message(seos, trust_roots=[pki.root]).report.reason
 
 
 def test_a_signed_message_cannot_be_signed_again_and_only_seos_messages_are_signed(pki: SignerPki) -> None:

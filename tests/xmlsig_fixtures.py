@@ -30,6 +30,7 @@ if not SEOS_XSD_DIR.is_dir():  # CI lays shared/ beside the clone; worktrees sit
     SEOS_XSD_DIR = Path("/work/shared/seos")
 
 _NOW = datetime.now(UTC)
+CRL_URL = "http://127.0.0.1:9/kurier-test-issuing-ca.crl"
 
 
 def _name(cn: str, eik: str | None = None) -> x509.Name:
@@ -65,6 +66,10 @@ def _cert(subject: x509.Name, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKe
         ), critical=True).add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
+        ).add_extension(  # never fetched (validation has no network): the CRL is handed to the verifier
+            x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(CRL_URL)], relative_name=None, reasons=None, crl_issuer=None)]),
+            critical=False,
         )
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -88,6 +93,8 @@ class SignerPki:
     ec_signer: LocalKey  # ECDSA P-256, same chain
     expired: LocalKey  # chain fine, its own certificate expired yesterday
     untrusted: LocalKey  # under a root that is not a trust anchor
+    revoked: LocalKey  # chain fine, revoked an hour ago in `crl`
+    crl: bytes  # DER, from the issuing CA: lists `revoked`
 
 
 def build_pki(directory: Path) -> SignerPki:
@@ -107,6 +114,16 @@ def build_pki(directory: Path) -> SignerPki:
         chain = [_asn1(issuer)] if issuer is inter else []
         return LocalKey(name, key, _asn1(cert), chain)
 
+    revoked = signer("Отменен Подписващ", rsa_key(), issuer=inter, issuer_key=inter_key)
+    crl = (
+        x509.CertificateRevocationListBuilder().issuer_name(inter.subject)
+        .last_update(_NOW - timedelta(hours=2)).next_update(_NOW + timedelta(days=7))
+        .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(revoked.certificate().serial_number)
+                                 .revocation_date(_NOW - timedelta(hours=1)).build())
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), critical=False)
+        .sign(inter_key, hashes.SHA256())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.pem").write_bytes(_pem(root))
     (directory / "intermediate.pem").write_bytes(_pem(inter))
@@ -119,6 +136,7 @@ def build_pki(directory: Path) -> SignerPki:
         expired=signer("Стефан Старев", rsa_key(), issuer=inter, issuer_key=inter_key,
                        not_before=_NOW - timedelta(days=400), not_after=_NOW - timedelta(days=1)),
         untrusted=signer("Neznaen Chovek", rsa_key(), issuer=other, issuer_key=other_key),
+        revoked=revoked, crl=crl.public_bytes(serialization.Encoding.DER),
     )
 
 
