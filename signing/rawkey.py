@@ -165,7 +165,14 @@ class LocalKey:
 
             der = self._key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption())
-            self._pdf_signer = SimpleSigner(
+            local = self
+
+            class KeptKeySigner(SimpleSigner):
+                # SimpleSigner loads its key again for every signature (~30 ms for RSA-2048): sign with ours.
+                def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+                    return local.sign_raw(data, digest_algorithm)
+
+            self._pdf_signer = KeptKeySigner(
                 signing_cert=self._cert, signing_key=asn1_keys.PrivateKeyInfo.load(der),
                 cert_registry=SimpleCertificateStore.from_certs(self._chain),
             )
