@@ -19,7 +19,9 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.general import SignedDataCerts, extract_certificate_info
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
+from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
 from schemas.errors import Permanent
 from signing.certcheck import ValidationData, check_chain, eik_of, subject_of
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["sign_cades", "verify_cades"]
 
 _FORMAT = "cades"
+_BROKEN = frozenset({"md2", "md5"})
+# SHA-1 is accepted (old signers use it) and flagged weak in the report, like XML signatures; MD5 is not.
+_ALGORITHMS = CMSAlgorithmUsagePolicy.lift_policy(DisallowWeakAlgorithmsPolicy(weak_hash_algos=_BROKEN))
 
 
 def _open(data: bytes | Path, stack: ExitStack) -> bytes | IO[bytes]:
@@ -74,17 +79,33 @@ def verify_cades(
     try:
         with ExitStack() as stack:
             status = asyncio.run(async_validate_detached_cms(_open(data, stack), signed_data,
-                                                             signer_validation_context=context))
+                                                             signer_validation_context=context,
+                                                             algorithm_policy=_ALGORITHMS))
     except (ValueError, TypeError, KeyError, Permanent) as exc:
         return report(SignatureStatus.INVALID, f"the CMS signature cannot be checked ({exc})", **who)
     weak = ["SHA-1 digest"] if status.md_algorithm == "sha1" else []
     signed_at = status.signer_reported_dt
-    if not status.intact:
-        return report(SignatureStatus.INVALID, "the file was changed after signing (its digest does not match "
-                      "the signed message-digest)", signed_at=signed_at, weak=weak, **who)
+    if status.md_algorithm in _BROKEN:
+        return report(SignatureStatus.INVALID, f"the signature uses {status.md_algorithm.upper()}, a broken digest "
+                      "that proves nothing", signed_at=signed_at, **who)
+    # The signature value is over the signed attributes, the content's digest is one of them: a changed file
+    # leaves the value valid and the digest wrong; a forged value is wrong whatever the file.
     if not status.valid:
         return report(SignatureStatus.INVALID, "the signature value does not verify with the signer's key",
                       signed_at=signed_at, weak=weak, **who)
+    if not status.intact:
+        return report(SignatureStatus.INVALID, "the file was changed after signing (its digest does not match "
+                      "the signed message-digest)", signed_at=signed_at, weak=weak, **who)
+    level: str | None = "B-B"
+    if not _binds_certificate(signed_data):
+        level = None  # plain CMS (openssl cms -sign without -cades): verifiable, but the signer is not bound
+        weak.append("no signing-certificate-v2 attribute: plain CMS, not CAdES")
     chain = check_chain(signer_cert, trust_roots=trust_roots, others=certs.other_certs, moment=moment,
                         data=validation)
-    return report(chain.status, chain.reason, chain=chain.chain, signed_at=signed_at, weak=weak, level="B-B", **who)
+    return report(chain.status, chain.reason, chain=chain.chain, signed_at=signed_at, weak=weak, level=level, **who)
+
+
+def _binds_certificate(signed_data: cms.SignedData) -> bool:
+    attributes = signed_data["signer_infos"][0]["signed_attrs"]
+    kinds = {a["type"].native for a in attributes} if attributes.native else set()
+    return bool(kinds & {"signing_certificate_v2", "signing_certificate"})

@@ -26,6 +26,7 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 
+from schemas.identifiers import eik_is_valid
 from signing.report import SignatureStatus
 
 __all__ = ["ChainCheck", "ValidationData", "check_chain", "eik_of", "subject_of"]
@@ -54,11 +55,15 @@ def subject_of(cert: x509.Certificate) -> str:
 
 
 def eik_of(cert: x509.Certificate) -> str | None:
-    """The EIK a Bulgarian QES certificate carries as ``organizationIdentifier = NTRBG-<EIK>``."""
+    """The EIK a Bulgarian QES certificate carries as ``organizationIdentifier = NTRBG-<EIK>``.
+
+    None when there is none, or when its check digits are wrong: a malformed EIK identifies nobody, and
+    whoever compares it with a sender's must not match on it.
+    """
     value = cert.subject.native.get("organization_identifier")
     if isinstance(value, list):  # a multi-valued attribute: the first NTRBG one counts
         value = next((v for v in value if str(v).startswith(_EIK_PREFIX)), None)
-    if isinstance(value, str) and value.startswith(_EIK_PREFIX):
+    if isinstance(value, str) and value.startswith(_EIK_PREFIX) and eik_is_valid(value[len(_EIK_PREFIX):]):
         return value[len(_EIK_PREFIX):]
     return None
 

@@ -137,7 +137,9 @@ def verify_one(
     except InvalidSignature as exc:
         return XmlVerification(report(SignatureStatus.INVALID, "the signature value does not match the signed "
                                       f"information or the signer's key ({exc})"), certificate=signer_cert), []
-    except (InvalidInput, etree.XMLSyntaxError, ValueError) as exc:
+    except (InvalidInput, etree.LxmlError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # A hostile or broken signature (an empty SignatureValue, a schema-invalid SignedInfo, unknown
+        # algorithms) trips signxml in many ways: each is a signature that cannot be accepted.
         return XmlVerification(report(SignatureStatus.INVALID, f"the signature cannot be checked: {exc}"),
                                certificate=signer_cert), []
     results = results if isinstance(results, list) else [results]

@@ -89,6 +89,34 @@ def test_cades_revoked_certificate(pki: SignerPki) -> None:
     assert verify_cades(DATA, sign_cades(DATA, pki.signer), [pki.root], validation=ValidationData(crls=[pki.crl])).ok
 
 
+def openssl_sign(pki: SignerPki, tmp_path: Path, *options: str) -> bytes:
+    (tmp_path / "data").write_bytes(DATA)
+    subprocess.run(
+        [require_tool("openssl"), "cms", "-sign", "-binary", "-in", str(tmp_path / "data"), "-signer",
+         str(pki.signer_pem), "-inkey", str(pki.signer_key_pem), "-certfile", str(pki.intermediate_pem),
+         "-outform", "DER", "-out", str(tmp_path / "sig"), *options],
+        check=True, capture_output=True, timeout=30,
+    )
+    return (tmp_path / "sig").read_bytes()
+
+
+def test_signatures_made_by_openssl_verify_plain_cms_flagged(pki: SignerPki, tmp_path: Path) -> None:
+    cades = verify_cades(DATA, openssl_sign(pki, tmp_path, "-cades"), [pki.root])
+    assert cades.status is SignatureStatus.VALID and cades.level == "B-B" and cades.weak == []
+
+    plain = verify_cades(DATA, openssl_sign(pki, tmp_path), [pki.root])
+    assert plain.status is SignatureStatus.VALID and plain.level is None
+    assert any("plain CMS" in w for w in plain.weak)
+
+    md5 = verify_cades(DATA, openssl_sign(pki, tmp_path, "-md", "md5"), [pki.root])
+    assert md5.status is SignatureStatus.INVALID and "MD5" in md5.reason
+
+
+def test_cades_sha1_is_verified_and_flagged_weak(pki: SignerPki) -> None:
+    report = verify_cades(DATA, sign_cades(DATA, pki.signer, digest_algorithm="sha1"), [pki.root])
+    assert report.status is SignatureStatus.VALID and report.weak == ["SHA-1 digest"]
+
+
 def test_cades_garbage_signature_is_reported_not_raised(pki: SignerPki) -> None:
     report = verify_cades(DATA, b"\x30\x03\x02\x01\x01", [pki.root])
     assert report.status is SignatureStatus.INVALID and "CMS" in report.reason

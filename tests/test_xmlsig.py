@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import CanonicalizationMethod
 from signxml.algorithms import SignatureConstructionMethod
 from signxml.xades import XAdESSigner
 
 from schemas.errors import Permanent
-from signing.certcheck import ValidationData
+from signing.certcheck import ValidationData, eik_of
 from signing.rawkey import as_private_key, cryptography_certificate
 from signing.report import SignatureStatus
 from signing.xades import sign_xades, verify_xml, verify_xml_signatures
@@ -129,6 +135,30 @@ def test_seos_unsigned_foreign_and_hostile_messages_are_reported_not_raised(pki:
     assert report.status is SignatureStatus.INVALID and "DOCTYPE" in report.reason
 
 
+@pytest.mark.parametrize(("pattern", "replacement"), [
+    (r"<ds:SignatureValue>[^<]*</ds:SignatureValue>", "<ds:SignatureValue/>"),
+    (r"<ds:SignatureValue>[^<]*</ds:SignatureValue>", "<ds:SignatureValue>!!!</ds:SignatureValue>"),
+    (r"rsa-sha256", "rsa-foo"),
+    (r"<ds:DigestMethod [^>]*/>", ""),
+    (r"<ds:DigestValue>[^<]*</ds:DigestValue>", "<ds:DigestValue/>"),
+    (r"http://www\.w3\.org/(TR/2001/REC-xml-c14n-20010315|2006/12/xml-c14n11)", "urn:unknown-c14n"),
+    (r"<ds:X509Certificate>[^<]*</ds:X509Certificate>", "<ds:X509Certificate>AAAA</ds:X509Certificate>"),
+    (r"<ds:X509Data>.*</ds:X509Data>", ""),
+    (r"<ds:SignedInfo>.*</ds:SignedInfo>", ""),
+])
+def test_broken_signatures_are_invalid_never_an_exception(pki: SignerPki, pattern: str, replacement: str) -> None:
+    signed = sign_seos_message(seos_message(), pki.signer).decode()
+    broken = re.sub(pattern, replacement, signed, count=1, flags=re.S).encode()
+    assert broken != signed.encode()
+    result = verify_seos_message(broken, trust_roots=[pki.root])
+    assert result.report.status is SignatureStatus.INVALID and result.signed == []
+    xades = sign_xades(ORDER, pki.signer).decode()
+    broken = re.sub(pattern, replacement, xades, count=1, flags=re.S).encode()
+    assert broken != xades.encode()
+    (report,) = verify_xml(broken, trust_roots=[pki.root])
+    assert report.status is SignatureStatus.INVALID
+
+
 def test_seos_expired_and_untrusted_signers(pki: SignerPki) -> None:
     expired = verify_seos_message(sign_seos_message(seos_message(), pki.expired), trust_roots=[pki.root]).report
     assert expired.status is SignatureStatus.EXPIRED and "expired on" in expired.reason
@@ -172,6 +202,23 @@ def test_keys_outside_kurier_sign_xml_through_sign_raw(pki: SignerPki) -> None:
                           serialization.NoEncryption())
     assert key.public_key().public_numbers() == cryptography_certificate(
         pki.signer.certificate()).public_key().public_numbers()
+
+
+@pytest.mark.parametrize(("identifier", "eik"), [
+    ("NTRBG-000695089", "000695089"), ("NTRBG-000695088", None), ("VATBG-000695089", None), (None, None),
+])
+def test_the_signer_eik_comes_from_a_well_formed_ntrbg_organization_identifier(
+        identifier: str | None, eik: str | None) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, "Тест")]
+    if identifier:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, identifier))
+    name = x509.Name(attributes)
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    assert eik_of(asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))) == eik
 
 
 # --- XAdES ---------------------------------------------------------------------------------------------

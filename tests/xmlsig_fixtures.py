@@ -89,6 +89,8 @@ class SignerPki:
     other_root: asn1_x509.Certificate
     ca_pem: Path  # the trusted root, for xmlsec1 --trusted-pem and openssl -CAfile
     intermediate_pem: Path
+    signer_pem: Path  # the RSA signer's certificate and (unencrypted) key, for openssl to sign with
+    signer_key_pem: Path
     signer: LocalKey  # RSA, under root → intermediate, with EIK
     ec_signer: LocalKey  # ECDSA P-256, same chain
     expired: LocalKey  # chain fine, its own certificate expired yesterday
@@ -127,10 +129,17 @@ def build_pki(directory: Path) -> SignerPki:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.pem").write_bytes(_pem(root))
     (directory / "intermediate.pem").write_bytes(_pem(inter))
+    signer_key = rsa_key()
+    main = signer("Иван Петров", signer_key, issuer=inter, issuer_key=inter_key)
+    (directory / "signer.pem").write_bytes(x509.load_der_x509_certificate(main.certificate().dump()).public_bytes(
+        serialization.Encoding.PEM))
+    (directory / "signer.key").write_bytes(signer_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return SignerPki(
         dir=directory, root=_asn1(root), other_root=_asn1(other),
         ca_pem=directory / "ca.pem", intermediate_pem=directory / "intermediate.pem",
-        signer=signer("Иван Петров", rsa_key(), issuer=inter, issuer_key=inter_key),
+        signer_pem=directory / "signer.pem", signer_key_pem=directory / "signer.key",
+        signer=main,
         ec_signer=signer("Мария Иванова", ec.generate_private_key(ec.SECP256R1()), issuer=inter,
                          issuer_key=inter_key),
         expired=signer("Стефан Старев", rsa_key(), issuer=inter, issuer_key=inter_key,
