@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, unquote
 
 from asn1crypto import x509 as asn1_x509
 from lxml import etree
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["sign_xades", "verify_xml", "verify_xml_signatures"]
 
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
-_SIGNED_PROPERTIES = "http://uri.etsi.org/01903#SignedProperties"
 _FORMAT = "xades"
 
 
@@ -57,20 +57,21 @@ def sign_xades(
     if digest == "sha1":
         raise Permanent("XAdES signatures are not made with SHA-1; use sha256 or stronger")
     crypto_certs = [cryptography_certificate(c) for c in [key.certificate(), *key.chain()]]
+    options: dict[str, Any] = {}
     if packaging == "enveloped":
-        signer = XAdESSigner(method=SignatureConstructionMethod.enveloped, signature_algorithm=method,
-                             digest_algorithm=digest_alg, c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1)
-        signed = signer.sign(root, key=as_private_key(key), cert=crypto_certs, always_add_key_value=False)
+        construction = SignatureConstructionMethod.enveloped
     elif packaging == "detached":
-        if not file_name or "#" in file_name or "/" in file_name:
-            raise Permanent("a detached XAdES signature names the signed file: give file_name (no '/' or '#')")
-        signer = XAdESSigner(method=SignatureConstructionMethod.detached, signature_algorithm=method,
-                             digest_algorithm=digest_alg, c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1)
-        # signxml digests the canonical form of `root` under a reference it cannot resolve itself: the file.
-        signed = signer.sign(root, key=as_private_key(key), cert=crypto_certs, reference_uri=file_name,
-                             always_add_key_value=False)
+        if not file_name or "/" in file_name:
+            raise Permanent("a detached XAdES signature names the signed file: give file_name (a name, not a path)")
+        construction = SignatureConstructionMethod.detached
+        # The Reference URI is the file name, percent-encoded (Cyrillic and spaces are not URI characters).
+        # signxml cannot resolve it and digests the canonical form of `root` under it: the file's content.
+        options["reference_uri"] = quote(file_name)
     else:
         raise Permanent(f"unknown XAdES packaging {packaging!r}: enveloped or detached")
+    signer = XAdESSigner(method=construction, signature_algorithm=method, digest_algorithm=digest_alg,
+                         c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1)
+    signed = signer.sign(root, key=as_private_key(key), cert=crypto_certs, always_add_key_value=False, **options)
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="utf-8"))
 
 
@@ -139,7 +140,7 @@ def _verify_signature(
     validation: ValidationData | None,
 ) -> XmlVerification:
     def resolve(uri: str) -> etree._Element | None:
-        content = detached.get(uri)
+        content = detached.get(unquote(uri), detached.get(uri))
         try:
             return read_xml(content, what=uri) if content is not None else None
         except Refused:

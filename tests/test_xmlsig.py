@@ -243,25 +243,26 @@ def test_xades_enveloped_is_valid_and_verified_by_xmlsec1(pki: SignerPki, tmp_pa
     assert run.returncode == 0, run.stderr
 
 
-def test_xades_detached_is_valid_and_verified_by_xmlsec1(pki: SignerPki, tmp_path: Path) -> None:
-    signature = sign_xades(ORDER, pki.signer, "detached", file_name="zapoved.xml")
+@pytest.mark.parametrize("name", ["zapoved.xml", "Заповед № 7.xml"])
+def test_xades_detached_is_valid_and_verified_by_xmlsec1(pki: SignerPki, tmp_path: Path, name: str) -> None:
+    signature = sign_xades(ORDER, pki.signer, "detached", file_name=name)
     assert etree.fromstring(signature).tag == f"{{{DS}}}Signature"
 
-    (result,) = verify_xml_signatures(signature, trust_roots=[pki.root], detached={"zapoved.xml": ORDER})
+    (result,) = verify_xml_signatures(signature, trust_roots=[pki.root], detached={name: ORDER})
     assert result.report.status is SignatureStatus.VALID, result.report.reason
     assert [e.findtext("{urn:kurier:test}Nomer") for e in result.signed] == ["OA-01-7"]
 
     # xmlsec1 fetches the signed file by its URI, beside the signature.
-    (tmp_path / "zapoved.xml").write_bytes(ORDER)
-    (tmp_path / "zapoved.xml.xades.xml").write_bytes(signature)
-    run = xmlsec_verify(pki, tmp_path / "zapoved.xml.xades.xml")
+    (tmp_path / name).write_bytes(ORDER)
+    (tmp_path / "signature.xades.xml").write_bytes(signature)
+    run = xmlsec_verify(pki, tmp_path / "signature.xades.xml")
     assert run.returncode == 0, run.stderr
 
     changed = ORDER.replace(b"<Suma>10</Suma>", b"<Suma>10000</Suma>")
-    (report,) = verify_xml(signature, trust_roots=[pki.root], detached={"zapoved.xml": changed})
+    (report,) = verify_xml(signature, trust_roots=[pki.root], detached={name: changed})
     assert report.status is SignatureStatus.INVALID and "changed after signing" in report.reason
     (report,) = verify_xml(signature, trust_roots=[pki.root])  # the signed file was not given
-    assert report.status is SignatureStatus.INVALID and "zapoved.xml" in report.reason
+    assert report.status is SignatureStatus.INVALID and "resolve" in report.reason
 
 
 def test_xades_tampered_expired_untrusted(pki: SignerPki) -> None:
