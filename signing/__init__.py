@@ -35,6 +35,7 @@ __all__ = [
 SIGNER_KINDS: dict[str, str] = {
     "none": "signing.base:NoSigning",
     "testing": "signing.testing:FakeSigner",
+    "qes": "signing.qes:QesSigner",
 }
 
 #: Signer names that need no declaration: name → kind.
