@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["pki_app", "register"]
 
-console = Console()
+console = Console(soft_wrap=True)  # reports and paths are copied: never break their lines
 pki_app = typer.Typer(help="The test PKI (root and qualified CA, TSA, OCSP, CRLs, a signer per administration).",
                       no_args_is_help=True)
 

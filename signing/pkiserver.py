@@ -1,21 +1,35 @@
 """The test PKI's services on 127.0.0.1: RFC 3161 timestamps, OCSP and CRLs, for the tests and the demo.
 
 certomancer's Animator is a WSGI app that answers from the PKI's configuration (OCSP status and CRLs
-computed at the request's time, timestamps signed by the TSA key); werkzeug serves it in a thread on
-the port baked into the certificates' OCSP and CRL URLs.
+computed at the request's time, timestamps signed by the TSA key); the standard library's WSGI server
+(a thread per request) serves it in a thread on the port baked into the certificates' OCSP and CRL
+URLs. A port already taken raises OSError (werkzeug's server would exit the process instead).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any
 
 from signing.pki import ARCH, PkiFiles, load_pki, pki_architecture
 
 __all__ = ["PkiServer"]
+
+
+def _server_classes() -> tuple[type, type]:
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # one stderr line per request otherwise
+            pass
+
+    return Server, QuietHandler
 
 
 class PkiServer:
@@ -37,12 +51,16 @@ class PkiServer:
 
     def start(self) -> PkiServer:
         from certomancer.integrations.animator import Animator, AnimatorArchStore
-        from werkzeug.serving import make_server
-
-        arch = pki_architecture(self.pki.directory)
-        app = Animator(AnimatorArchStore({arch.arch_label: arch}), with_web_ui=False)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        server_class, handler_class = _server_classes()
+        # Bind first: when the port is taken (the services run already) this fails before the slow part.
+        server = server_class(("127.0.0.1", self.port), handler_class)
+        try:
+            arch = pki_architecture(self.pki.directory)
+            server.set_app(Animator(AnimatorArchStore({arch.arch_label: arch}), with_web_ui=False))
+        except BaseException:
+            server.server_close()
+            raise
+        self._server = server
         self._thread = threading.Thread(target=self._server.serve_forever, name="kurier-pki-services", daemon=True)
         self._thread.start()
         return self

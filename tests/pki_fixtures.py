@@ -8,7 +8,6 @@ Use it from a test module with ``pytest_plugins = ["tests.pki_fixtures"]``; then
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -49,8 +48,3 @@ def pki_key(pki: PkiFiles) -> Callable[[str], Pkcs12Key]:
 
     return key
 
-
-def write_pdf(path: Path, size: int = 20_000, text: str = "Kurier test document") -> Path:
-    from signing.samplepdf import write_sample_pdf
-
-    return write_sample_pdf(path, size, text)
