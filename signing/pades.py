@@ -92,7 +92,13 @@ class PadesSigner:
                 field_name=field_name, reason=s.reason, location=s.location, name=self._signer_name,
                 contact_info=s.contact_info, md_algorithm=s.digest_algorithm, subfilter=self._subfilter,
                 embed_validation_info=s.level == "B-LT", validation_context=validation_context)
-            pdf_signer = self._signers.PdfSigner(meta, self.key.pdf_signer(), timestamper=self._timestamper)
+            if s.level == "B-B":
+                from signing.cmsprep import prepared_cms_signer
+
+                cms_signer = prepared_cms_signer(self.key)
+            else:
+                cms_signer = self.key.pdf_signer()
+            pdf_signer = self._signers.PdfSigner(meta, cms_signer, timestamper=self._timestamper)
             self._pdf_signers[field_name] = pdf_signer
         return pdf_signer
 

@@ -193,3 +193,25 @@ def test_levels_above_b_b_need_a_tsa_and_b_lt_trust_anchors(pki_key: Callable) -
         PadesSigner(pki_key("signer-000695235"), PadesSettings(level="B-T"))
     with pytest.raises(ConfigError, match="trust anchors"):
         PadesSigner(pki_key("signer-000695235"), PadesSettings(level="B-LT", tsa_url="http://127.0.0.1:9/"))
+
+
+def test_one_signer_signs_many_documents_and_each_signature_is_its_own(pki_key: Callable, trust_roots: list,
+                                                                       tmp_path: Path) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    # The first document goes through pyhanko's own CMS path; the later ones through the prepared one.
+    signer = PadesSigner(pki_key("signer-121759222"), PadesSettings(reason="bench"))
+    digests = set()
+    for i in range(3):
+        source = write_sample_pdf(tmp_path / f"in{i}.pdf", 30_000, f"document {i}")
+        signer.sign_file(source, tmp_path / f"out{i}.pdf")
+        (report,) = validate_pdf(tmp_path / f"out{i}.pdf", trust_roots, allow_fetching=False)
+        assert report.status is SignatureStatus.VALID and report.signer_eik == "121759222"
+        checked = subprocess.run(["pdfsig", "-nocert", str(tmp_path / f"out{i}.pdf")], capture_output=True,
+                                 text=True, check=True).stdout
+        assert "Signature Validation: Signature is Valid." in checked
+        with (tmp_path / f"out{i}.pdf").open("rb") as fh:
+            (sig,) = PdfFileReader(fh).embedded_signatures
+            attrs = sig.signer_info["signed_attrs"]
+            digests.add(next(a["values"][0].native for a in attrs if a["type"].native == "message_digest"))
+    assert len(digests) == 3
