@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -162,7 +163,11 @@ def sign(
             sign_document(format, key, source, output, options)
     except KurierError as exc:
         raise _fail(exc) from None
-    console.print(f"signed {output} ({format} {level}) as {key.certificate().subject.human_friendly}")
+    cert = key.certificate()
+    console.print(f"signed {output} ({format} {level}) as {cert.subject.human_friendly}")
+    if not cert.not_valid_before <= datetime.now(UTC) <= cert.not_valid_after:
+        console.print(f"[yellow]warning: the certificate is valid only from {cert.not_valid_before:%Y-%m-%d} to "
+                      f"{cert.not_valid_after:%Y-%m-%d}: verifiers will reject this signature[/yellow]")
 
 
 def _print(path: Path, reports: list[SignatureReport]) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.errors import ConfigError, Permanent, Transient
+from schemas.errors import ConfigError, KurierError, Permanent, Transient
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -105,15 +105,14 @@ class PadesSigner:
     def sign_stream(self, source: BinaryIO, output: BinaryIO) -> None:
         """Sign the PDF read from ``source`` (seekable) into ``output`` (seekable, readable: ``w+b``)."""
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-        from pyhanko.pdf_utils.misc import PdfError
 
         try:
             writer = IncrementalPdfFileWriter(source, strict=False)
             field_name = self._free_field_name(writer)
             self._pdf_signer(field_name).sign_pdf(writer, bytes_reserved=self._reserved, output=output)
-        except (OSError, PdfError, ValueError, KeyError) as exc:
-            raise self._translate(exc) from exc
-        except Exception as exc:  # pyhanko's SigningError and the timestamp client's errors
+        except KurierError:  # the key source's own verdict (an HSM or a signing service busy, a refusal)
+            raise
+        except Exception as exc:  # a broken PDF, pyhanko's SigningError, the timestamp client's errors
             raise self._translate(exc) from exc
 
     def sign_file(self, source: Path, output: Path) -> None:

@@ -215,3 +215,42 @@ def test_one_signer_signs_many_documents_and_each_signature_is_its_own(pki_key: 
             attrs = sig.signer_info["signed_attrs"]
             digests.add(next(a["values"][0].native for a in attrs if a["type"].native == "message_digest"))
     assert len(digests) == 3
+
+
+def test_kurier_sign_and_verify_start_the_test_pki_services_themselves(tmp_path: Path) -> None:
+    from signing.pki import build_pki
+
+    own = build_pki(tmp_path / "pki", ["000695235"])  # nothing serves its TSA, OCSP and CRLs yet
+    _sign(own, write_pdf(tmp_path / "in.pdf"), tmp_path / "bt.pdf", "--level", "B-T")
+    code, output = _verify(own, tmp_path / "bt.pdf")
+    assert code == 0 and "VALID" in output and "level: B-T" in output
+    _sign(own, write_pdf(tmp_path / "in.pdf"), tmp_path / "revoked.pdf", "--signer", "signer-revoked")
+    code, output = _verify(own, tmp_path / "revoked.pdf")  # its OCSP responder answers during the command
+    assert code == 1 and "REVOKED" in output
+    with PkiServer(own):  # and each command stopped the services it started: the port is free again
+        pass
+
+
+def test_kurier_sign_warns_when_the_certificate_is_out_of_its_validity(pki: PkiFiles, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sign", str(write_pdf(tmp_path / "in.pdf")), str(tmp_path / "out.pdf"),
+                                 "--pki", str(pki.directory), "--signer", "signer-expired"])
+    assert result.exit_code == 0 and "verifiers will reject this signature" in result.output
+
+
+def test_a_busy_key_source_stays_transient_through_the_pades_signer(pki: PkiFiles, tmp_path: Path) -> None:
+    from signing.pkcs12 import Pkcs12Key, Settings
+
+    class BusyKey(Pkcs12Key):  # plays an HSM that answers "busy": the hub must retry, not fail the document
+        def pdf_signer(self):  # type: ignore[no-untyped-def]
+            signer = super().pdf_signer()
+
+            def busy(data: bytes, digest_algorithm: str) -> bytes:
+                raise Transient("the HSM is busy", code="hsm-busy")
+
+            signer.sign_raw = busy
+            return signer
+
+    files = pki.signers["signer-000695235"]
+    key = BusyKey("busy", Settings(path=files.pkcs12, password_file=files.password_file))
+    with pytest.raises(Transient, match="HSM is busy"):
+        PadesSigner(key).sign_file(write_pdf(tmp_path / "in.pdf"), tmp_path / "out.pdf")
