@@ -11,14 +11,20 @@ from router.cli import app
 runner = CliRunner()
 
 
+def _number(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    assert found, text
+    return float(found.group(1).replace(",", ""))
+
+
 def test_bench_sign_prints_the_ratio_to_plain_pyhanko_and_the_peak_rss() -> None:
-    result = runner.invoke(app, ["bench", "--sign", "--sign-seconds", "0.3", "--sign-big-mb", "8",
+    result = runner.invoke(app, ["bench", "--sign", "--sign-seconds", "0.3", "--sign-big-mb", "40",
                                  "--processes", "1"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    ratio = float(re.search(r"ratio Kurier / plain\s*│\s*([\d.,]+)×", result.output).group(1).replace(",", ""))
     # The target is 10x (measured ~50x here); a loaded CI machine must still show a clear gain.
-    assert ratio > 3, result.output
+    assert _number(r"ratio Kurier / plain\s*│\s*([\d.,]+)×", result.output) > 3
     assert "Kurier, one process per core (1)" in result.output
-    peak = float(re.search(r"8 MB PDF signed file to file: peak RSS ([\d,]+) MiB", result.output).group(1)
-                 .replace(",", ""))
-    assert peak < 150
+    peak = _number(r"40 MB PDF signed file to file:\s+peak\s+RSS\s+([\d,]+)\s+MiB", result.output)
+    before = _number(r"held ([\d,]+) MiB\s+before\s+signing", result.output)
+    # File to file: signing the 40 MB document adds far less than its size (through memory it would add 80+).
+    assert peak < 150 and peak - before < 20
