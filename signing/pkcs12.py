@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from asn1crypto import x509
     from pyhanko.sign.signers import Signer as PdfSigner
 
+    from signing.keys import KeySource
+
 __all__ = ["Pkcs12Key", "Settings"]
 
 
@@ -148,3 +150,9 @@ def _path(cert: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Cer
             return out
         out.append(issuer)
         current = issuer
+
+
+if TYPE_CHECKING:  # mypy checks that Pkcs12Key is a KeySource
+
+    def _is_key_source(key: Pkcs12Key) -> KeySource:
+        return key

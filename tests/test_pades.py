@@ -254,3 +254,17 @@ def test_a_busy_key_source_stays_transient_through_the_pades_signer(pki: PkiFile
     key = BusyKey("busy", Settings(path=files.pkcs12, password_file=files.password_file))
     with pytest.raises(Transient, match="HSM is busy"):
         PadesSigner(key).sign_file(write_pdf(tmp_path / "in.pdf"), tmp_path / "out.pdf")
+
+
+def test_formats_are_dispatched_by_name_and_detected_from_the_content(pki: PkiFiles, tmp_path: Path) -> None:
+    from signing.formats import detect_format
+
+    (tmp_path / "doc.xml").write_bytes("\ufeff<?xml version='1.0'?><doc/>".encode())
+    (tmp_path / "doc.bin").write_bytes(b"\x00\x01 any other file")
+    assert [detect_format(p) for p in (write_pdf(tmp_path / "doc.pdf"), tmp_path / "doc.xml",
+                                       tmp_path / "doc.bin")] == ["pades", "xades", "cades"]
+    # A format nobody has plugged in yet is a clear refusal, not a crash.
+    result = runner.invoke(app, ["sign", str(tmp_path / "doc.pdf"), str(tmp_path / "out"), "--format", "nope",
+                                 "--pki", str(pki.directory)])
+    assert result.exit_code == 2 and "signature format 'nope' is not available (known: pades" in result.output
+    assert not (tmp_path / "out").exists()
