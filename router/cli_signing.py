@@ -141,20 +141,17 @@ def sign(
     config: ConfigOption = None,
 ) -> None:
     """Sign one document with a key of the test PKI."""
+    from signing.certs import read_certificates
     from signing.formats import SignOptions, sign_document
     from signing.pades import LEVELS
-    from signing.pkcs12 import Pkcs12Key, Settings
 
     if level not in LEVELS:
         raise _fail(ConfigError(f"--level: {level!r} is not one of {', '.join(LEVELS)}"))
     logging.basicConfig(level=logging.ERROR)
     pki = _pki(config, pki_dir)
     label = _pick_signer(pki, signer)
-    files = pki.signers[label]
-    from signing.certs import read_certificates
-
     try:
-        key = Pkcs12Key(label, Settings(path=files.pkcs12, password_file=files.password_file))
+        key = pki.signers[label].key()
         options = SignOptions(level=level, tsa_url=tsa_url or pki.tsa_url, reason=reason, location=location,
                               trust_roots=tuple(read_certificates(pki.root)))
         # The test PKI's services: its TSA for B-T, and its OCSP/CRLs for the validation data of B-LT.

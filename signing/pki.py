@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from schemas.errors import ConfigError
+from schemas.identifiers import InvalidIdentifier, validate_eik
 
 if TYPE_CHECKING:
     from certomancer.registry import PKIArchitecture
+
+    from signing.pkcs12 import Pkcs12Key
 
 __all__ = ["ARCH", "DEMO_EIKS", "PASSWORD_ENV", "PkiFiles", "SignerFiles", "build_pki", "free_port", "load_pki",
            "pki_architecture"]
@@ -46,6 +49,14 @@ class SignerFiles:
     cert: Path
     pkcs12: Path
     password_file: Path | None  # None: the password is in $KURIER_PKI_PASSWORD
+
+    def key(self) -> Pkcs12Key:
+        """This signer's PKCS#12 key source."""
+        from signing.pkcs12 import Pkcs12Key, Settings
+
+        if self.password_file is None:
+            return Pkcs12Key(self.label, Settings(path=self.pkcs12, password_env=PASSWORD_ENV))
+        return Pkcs12Key(self.label, Settings(path=self.pkcs12, password_file=self.password_file))
 
     def password(self) -> bytes:
         if self.password_file is None:
@@ -212,7 +223,10 @@ def build_pki(directory: Path, eiks: list[str] | tuple[str, ...] = DEMO_EIKS, *,
     """Build a test PKI in ``directory`` (replacing one there) and return where each file is."""
     from asn1crypto import pem
 
-    eiks = list(dict.fromkeys(eiks))
+    try:  # a wrong EIK in a certificate would only surface later, as a signer no route matches
+        eiks = list(dict.fromkeys(validate_eik(e) for e in eiks))
+    except InvalidIdentifier as exc:
+        raise ConfigError(f"pki: {exc}") from exc
     if not eiks:
         raise ConfigError("pki: at least one EIK is needed")
     now = (now or datetime.now(UTC)).replace(microsecond=0)

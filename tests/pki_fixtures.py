@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from signing.certs import read_certificates
-from signing.pkcs12 import Pkcs12Key, Settings
+from signing.pkcs12 import Pkcs12Key
 from signing.pki import PkiFiles, build_pki
 from signing.pkiserver import PkiServer
 
@@ -42,8 +42,7 @@ def pki_key(pki: PkiFiles) -> Callable[[str], Pkcs12Key]:
 
     def key(label: str) -> Pkcs12Key:
         if label not in made:
-            files = pki.signers[label]
-            made[label] = Pkcs12Key(label, Settings(path=files.pkcs12, password_file=files.password_file))
+            made[label] = pki.signers[label].key()
         return made[label]
 
     return key

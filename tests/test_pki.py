@@ -106,10 +106,11 @@ def test_raw_signatures_and_batched_hashes_verify_with_the_certificate_key(pki: 
 def test_a_password_from_the_environment_writes_no_password_file(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "shared-test-password")
-    built = build_pki(tmp_path / "pki", ["831903281"])
-    files = built.signers["signer-831903281"]
+    built = build_pki(tmp_path / "pki", ["831903286"])
+    files = built.signers["signer-831903286"]
     assert files.password_file is None and not list((tmp_path / "pki" / "signers").glob("*.password"))
     assert files.password() == b"shared-test-password"
+    assert subject_eik(files.key().certificate()) == "831903286"
     assert load_pki(tmp_path / "pki").signers.keys() == built.signers.keys()
 
 
@@ -124,6 +125,12 @@ def test_pki_init_prints_each_file_and_takes_the_eiks_of_the_configuration(tmp_p
     assert [s.eik for s in pki.valid_signers()] == ["175319034"]
     for path in (pki.root, pki.signers["signer-175319034"].pkcs12, pki.crls["interm"]):
         assert str(path) in result.output and path.is_file()
+
+
+def test_a_wrong_eik_is_refused_before_any_key_is_made(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="check digit"):
+        build_pki(tmp_path / "pki", ["831903281"])
+    assert not (tmp_path / "pki").exists()
 
 
 def test_load_pki_names_the_command_that_makes_one(tmp_path: Path) -> None:

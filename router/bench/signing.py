@@ -63,11 +63,10 @@ def _rate(step: Callable[[], object], seconds: float) -> float:
 
 
 def _key(pki_dir: Path) -> tuple[SignerFiles, Pkcs12Key]:
-    from signing.pkcs12 import Pkcs12Key, Settings
     from signing.pki import load_pki
 
     files = load_pki(pki_dir).signers[LABEL]
-    return files, Pkcs12Key(LABEL, Settings(path=files.pkcs12, password_file=files.password_file))
+    return files, files.key()
 
 
 def kurier_rate(pki_dir: Path, seconds: float) -> float:
