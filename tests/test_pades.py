@@ -95,6 +95,31 @@ def test_pdfsig_shows_a_valid_signature_from_the_test_pki(signed_bt: Path, pki: 
     assert "Revoked" not in trusting and "Expired" not in trusting
 
 
+def openssl_cms_verify(pdf: Path, anchor: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``openssl cms -verify`` of the PDF's (only) signature: its CMS over the bytes its /ByteRange covers."""
+    from asn1crypto import cms
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    data = pdf.read_bytes()
+    with pdf.open("rb") as fh:
+        (sig,) = PdfFileReader(fh).embedded_signatures
+        start1, len1, start2, len2 = sig.sig_object["/ByteRange"]
+        contents = bytes(sig.sig_object["/Contents"])  # the DER, then the reserved room's zero padding
+    (folder / "sig.der").write_bytes(cms.ContentInfo.load(contents).dump())
+    (folder / "signed.bin").write_bytes(data[start1:start1 + len1] + data[start2:start2 + len2])
+    return subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(folder / "sig.der"),
+                           "-content", str(folder / "signed.bin"), "-CAfile", str(anchor), "-purpose", "any",
+                           "-out", "/dev/null"], capture_output=True, text=True, check=False)
+
+
+def test_openssl_verifies_the_cms_and_its_chain_to_the_test_root(signed_bt: Path, pki: PkiFiles,
+                                                                 tmp_path: Path) -> None:
+    ok = openssl_cms_verify(signed_bt, pki.root, tmp_path)
+    assert ok.returncode == 0 and "Verification successful" in ok.stderr, ok.stderr
+    other = openssl_cms_verify(signed_bt, pki.tsa, tmp_path)  # a certificate that is no anchor of the chain
+    assert other.returncode != 0 and "unable to get local issuer certificate" in other.stderr
+
+
 def test_kurier_verify_reports_a_valid_b_t_signature(signed_bt: Path, pki: PkiFiles) -> None:
     code, output = _verify(pki, signed_bt, "--json")
     assert code == 0, output
@@ -195,8 +220,8 @@ def test_levels_above_b_b_need_a_tsa_and_b_lt_trust_anchors(pki_key: Callable) -
         PadesSigner(pki_key("signer-000695235"), PadesSettings(level="B-LT", tsa_url="http://127.0.0.1:9/"))
 
 
-def test_one_signer_signs_many_documents_and_each_signature_is_its_own(pki_key: Callable, trust_roots: list,
-                                                                       tmp_path: Path) -> None:
+def test_one_signer_signs_many_documents_and_each_signature_is_its_own(pki: PkiFiles, pki_key: Callable,
+                                                                       trust_roots: list, tmp_path: Path) -> None:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     # The first document goes through pyhanko's own CMS path; the later ones through the prepared one.
@@ -210,6 +235,7 @@ def test_one_signer_signs_many_documents_and_each_signature_is_its_own(pki_key: 
         checked = subprocess.run(["pdfsig", "-nocert", str(tmp_path / f"out{i}.pdf")], capture_output=True,
                                  text=True, check=True).stdout
         assert "Signature Validation: Signature is Valid." in checked
+        assert openssl_cms_verify(tmp_path / f"out{i}.pdf", pki.root, tmp_path).returncode == 0
         with (tmp_path / f"out{i}.pdf").open("rb") as fh:
             (sig,) = PdfFileReader(fh).embedded_signatures
             attrs = sig.signer_info["signed_attrs"]
