@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from router.cli_signing import register as register_signing
 from router.config import KurierConfig, load_config
 from schemas.errors import ConfigError, KurierError, redact_secrets
 
@@ -31,6 +32,7 @@ messages_app = typer.Typer(help="Search the journal.", no_args_is_help=True)
 db_app = typer.Typer(help="The journal's database schema.", no_args_is_help=True)
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
+register_signing(app)  # kurier pki init, kurier sign, kurier verify
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "
@@ -341,8 +343,19 @@ def bench(
                                                 "an outbox")] = BenchSource.hub,
     half_load_seconds: Annotated[float, typer.Option(min=1.0, help="how long to offer half the capacity "
                                                      "(at most --count documents)")] = 10.0,
+    sign: Annotated[bool, typer.Option("--sign", help="instead: PAdES signing rate next to pyhanko's plain "
+                                       "sign_pdf, over all cores, and peak RSS on a big PDF")] = False,
+    sign_seconds: Annotated[float, typer.Option(min=0.1, help="--sign: seconds per rate")] = 5.0,
+    sign_big_mb: Annotated[int, typer.Option(min=1, help="--sign: size of the big PDF, MB")] = 100,
 ) -> None:
     """Throughput and latency of the whole pipeline, as a ratio to one bare broker hop."""
+    if sign:
+        from router.bench.signing import report_sign, run_sign_bench
+
+        with console.status("signing: plain pyhanko, Kurier, all cores, a big PDF…"):
+            result = run_sign_bench(sign_seconds, sign_big_mb, processes)
+        report_sign(console, result)
+        return
     cfg, _ = _load(config)
     if broker_url or journal_url:
         cfg = cfg.model_copy(update={k: v for k, v in (("broker_url", broker_url), ("journal_url", journal_url)) if v})
