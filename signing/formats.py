@@ -2,9 +2,9 @@
 
 Each format has a signer ``(key, source, output, options) -> None`` (file to file) and a validator
 ``(path, trust_roots) -> list[SignatureReport]``, resolved lazily (``module:function``) so naming a
-format imports only its library. PAdES is here; XAdES and CAdES plug in by adding their entries
-(``signing.xades:sign_xades`` / ``verify_xml``, ``signing.cades:sign_cades`` / ``verify_cades``,
-wrapped to these shapes where theirs differ).
+format imports only its library. XAdES signs XML enveloped (the output is the signed XML); CAdES
+writes a detached signature (the output is the ``.p7s``), and validating one needs its data file: the
+``.p7s`` beside it, found by name (``contract.pdf.p7s`` is the signature of ``contract.pdf``).
 """
 
 from __future__ import annotations
@@ -42,11 +42,15 @@ class SignOptions:
 #: format → "module:function" signing a file to a file.
 SIGNERS: dict[str, str] = {
     "pades": "signing.formats:sign_pades",
+    "xades": "signing.formats:sign_xades_file",
+    "cades": "signing.formats:sign_cades_file",
 }
 
 #: format → "module:function" returning one SignatureReport per signature.
 VALIDATORS: dict[str, str] = {
     "pades": "signing.pades_verify:validate_pdf",
+    "xades": "signing.formats:validate_xml_file",
+    "cades": "signing.formats:validate_cades_file",
 }
 
 
@@ -87,3 +91,35 @@ def sign_pades(key: KeySource, source: Path, output: Path, options: SignOptions)
                              location=options.location, signer_name=options.signer_name,
                              **({"field_name": options.field_name} if options.field_name else {}))
     PadesSigner(key, settings, trust_roots=list(options.trust_roots)).sign_file(source, output)
+
+
+def sign_xades_file(key: KeySource, source: Path, output: Path, options: SignOptions) -> None:
+    from signing.xades import sign_xades
+
+    output.write_bytes(sign_xades(source.read_bytes(), key, "enveloped", file_name=source.name))
+
+
+def sign_cades_file(key: KeySource, source: Path, output: Path, options: SignOptions) -> None:
+    from signing.cades import sign_cades
+
+    output.write_bytes(sign_cades(source, key))
+
+
+def validate_xml_file(path: Path, trust_roots: list[x509.Certificate]) -> list[SignatureReport]:
+    from signing.xades import verify_xml
+
+    return verify_xml(path.read_bytes(), trust_roots=trust_roots, file_name=path.name)
+
+
+def validate_cades_file(path: Path, trust_roots: list[x509.Certificate]) -> list[SignatureReport]:
+    """``path`` is the data file (its signature is ``<path>.p7s``) or the ``.p7s`` (its data beside it)."""
+    from signing.cades import verify_cades
+    from signing.report import SignatureReport, SignatureStatus
+
+    data, signature = (path.with_suffix(""), path) if path.suffix.lower() == ".p7s" else \
+        (path, path.with_name(path.name + ".p7s"))
+    if not signature.is_file() or not data.is_file():
+        missing = signature if not signature.is_file() else data
+        return [SignatureReport(format="cades", file_name=data.name, status=SignatureStatus.INVALID,
+                                reason=f"no detached signature to check: {missing.name} is not there")]
+    return [verify_cades(data, signature.read_bytes(), trust_roots, file_name=data.name)]

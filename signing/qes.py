@@ -31,6 +31,7 @@ from signing.keys import KeySource, load_key_type
 __all__ = ["QesSigner", "Settings"]
 
 Format = Literal["pades", "xades", "cades", "none"]
+_DEFAULT_FORMATS: dict[str, Format] = {"*.pdf": "pades", "*.xml": "xades", "*": "cades"}
 
 
 class Settings(BaseModel):
@@ -38,7 +39,7 @@ class Settings(BaseModel):
 
     key: dict[str, Any]  # {"type": "pkcs12" | "pkcs11" | "csc", ...that type's settings}
     # File name pattern → format, first match wins; a file no pattern matches is left unsigned.
-    formats: dict[str, Format] = Field(default_factory=lambda: {"*.pdf": "pades", "*.xml": "xades", "*": "cades"})
+    formats: dict[str, Format] = Field(default_factory=lambda: dict(_DEFAULT_FORMATS))
     level: Literal["B-B", "B-T", "B-LT"] = "B-B"  # PAdES level; B-T and B-LT need tsa_url
     tsa_url: str | None = None
     xades_packaging: Literal["enveloped", "detached"] = "enveloped"
@@ -156,7 +157,8 @@ class QesSigner:
 
         stored = store.put_bytes(sign_cades(source, self.key()))
         return [att, AttachmentRef(file_name=f"{att.file_name}.p7s", mime_type="application/pkcs7-signature",
-                                   size=stored.size, sha256=stored.sha256, comment=f"CAdES signature of {att.file_name}")]
+                                   size=stored.size, sha256=stored.sha256,
+                                   comment=f"CAdES signature of {att.file_name}")]
 
     def close(self) -> None:
         if self._key is not None:

@@ -30,6 +30,7 @@ from signing.rawkey import as_private_key, cryptography_certificate
 from signing.report import SignatureReport, SignatureStatus
 from signing.xmlcommon import (
     DS,
+    Utf8Copies,
     XmlVerification,
     read_xml,
     refused_report,
@@ -69,13 +70,17 @@ def sign_xades(
         options["reference_uri"] = quote(file_name)
     else:
         raise Permanent(f"unknown XAdES packaging {packaging!r}: enveloped or detached")
-    signer = XAdESSigner(method=construction, signature_algorithm=method, digest_algorithm=digest_alg,
+    signer = _Signer(method=construction, signature_algorithm=method, digest_algorithm=digest_alg,
                          c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1)
     signed = signer.sign(root, key=as_private_key(key), cert=crypto_certs, always_add_key_value=False, **options)
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="utf-8"))
 
 
-class _OneOf(XAdESVerifier):
+class _Signer(Utf8Copies, XAdESSigner):
+    pass
+
+
+class _OneOf(Utf8Copies, XAdESVerifier):
     """signxml verifies the first signature it finds; this one verifies the signature with a given Id or position."""
 
     def __init__(self, index: int) -> None:

@@ -31,7 +31,28 @@ from signing.report import SignatureReport, SignatureStatus
 if TYPE_CHECKING:
     from signing.keys import KeySource
 
-__all__ = ["DS", "XmlVerification", "read_xml", "signature_algorithms", "x509_key_info"]
+__all__ = [
+    "DS",
+    "Utf8Copies",
+    "XmlVerification",
+    "read_xml",
+    "signature_algorithms",
+    "x509_key_info",
+]
+
+
+class Utf8Copies:
+    """Mixed into signxml's signers and verifiers: their internal copies of a tree keep non-ASCII names.
+
+    signxml copies trees with ``etree.tostring`` in its default ASCII encoding, which turns the Cyrillic
+    element names many AIS documents use (``<Писмо>``) into character references, not allowed in a name:
+    the copy does not parse. UTF-8 copies are the same tree.
+    """
+
+    def _tostring(self, xml_node: Any, **kwargs: Any) -> Any:
+        if "method" not in kwargs and "encoding" not in kwargs:
+            kwargs["encoding"] = "utf-8"
+        return super()._tostring(xml_node, **kwargs)  # type: ignore[misc]
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _MAX_XML = Limits().max_xml_bytes

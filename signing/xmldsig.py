@@ -29,6 +29,7 @@ from signing.rawkey import as_private_key
 from signing.report import SignatureReport, SignatureStatus
 from signing.xmlcommon import (
     DS,
+    Utf8Copies,
     XmlVerification,
     read_xml,
     refused_report,
@@ -48,7 +49,11 @@ _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _FORMAT = "xmldsig"
 
 
-class _SeosSigner(XMLSigner):
+class _Verifier(Utf8Copies, XMLVerifier):
+    pass
+
+
+class _SeosSigner(Utf8Copies, XMLSigner):
     """signxml's signer, allowed SHA-1 when (and only when) a peer's configuration asks for it."""
 
     def __init__(self, *, sha1_allowed: bool, **kwargs: object) -> None:
@@ -122,7 +127,7 @@ def verify_seos_message(
     if _ENVELOPED not in transforms:
         return invalid("the message signature's Reference lacks the enveloped-signature transform")
     verification, results = verify_one(
-        XMLVerifier(), data, signature, fmt=_FORMAT, file_name=None, signer_cert=signer_certificate(signature),
+        _Verifier(), data, signature, fmt=_FORMAT, file_name=None, signer_cert=signer_certificate(signature),
         trust_roots=trust_roots, moment=moment, config=_seos_config(), validation=validation,
     )
     signed = [r.signed_xml for r in results if r.signed_xml is not None]
