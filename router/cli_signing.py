@@ -128,7 +128,8 @@ def _pick_signer(pki: PkiFiles, name: str | None) -> str:
 def sign(
     source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the document to sign")],
     output: Annotated[Path, typer.Argument(help="where to write the signed document")],
-    format: Annotated[str, typer.Option("--format", help="pades (PDF), xades (XML, enveloped) or cades (any file: OUT is the detached .p7s)")] = "pades",
+    format: Annotated[str, typer.Option("--format", help="pades (PDF), xades (XML, enveloped) or cades (any "
+                                        "file: OUT is the detached .p7s)")] = "pades",
     level: Annotated[str, typer.Option("--level", help="B-B, B-T (timestamped) or B-LT (with validation data)")]
     = "B-B",
     signer: Annotated[str | None, typer.Option("--signer", help="a test PKI signer (label or EIK); default "

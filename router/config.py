@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -166,10 +166,37 @@ class SignerConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+VerifyPolicy = Literal["refuse", "flag", "off"]
+
+
+class VerifyConfig(_Strict):
+    """Checking the signatures of documents as they come in, per route (``signing.verify``).
+
+    ``refuse``: a document with a signature that is not valid (or a file with none) fails with the reason,
+    for an operator; ``flag``: it is delivered, each such file's comment saying what was found; ``off``:
+    not checked. Every report is journaled with the document either way.
+    """
+
+    trust: list[Path] = []  # trust anchors (PEM or DER files); relative paths are in the data directory
+    routes: dict[str, VerifyPolicy] = {}  # route name (``default`` for default_route) → policy
+    default: VerifyPolicy = "off"
+    files: str = "*"  # which attachments must carry a signature, by file-name pattern
+
+    @model_validator(mode="after")
+    def _anchors(self) -> VerifyConfig:
+        if not self.trust and (self.default != "off" or any(p != "off" for p in self.routes.values())):
+            raise ValueError("verify.trust: name the trust anchors the signatures are checked against")
+        return self
+
+    def policy(self, route: str) -> VerifyPolicy:
+        return self.routes.get(route, self.default)
+
+
 class SigningConfig(_Strict):
     """Which signer signs the documents of which route. Without it nothing is signed (``none``)."""
 
     signers: dict[str, SignerConfig] = {}
+    verify: VerifyConfig = VerifyConfig()
     routes: dict[str, str] = {}  # route name (``default`` for default_route) → signer name
     default: str = "none"  # the signer of routes not listed; ``none`` is built in and signs nothing
 
@@ -257,10 +284,12 @@ class KurierConfig(BaseSettings):
                 if dest not in names:
                     raise ValueError(f"default_route: deliver_to names {dest!r}, which is not under connections")
         route_names = {r.name for r in self.routes} | ({"default"} if self.default_route else set())
-        for signed in self.signing.routes:
-            if signed not in route_names:
-                raise ValueError(f"signing.routes names route {signed!r}, which is not under routes "
-                                 f"(known: {', '.join(sorted(route_names)) or 'none'}; `default` is default_route)")
+        named_routes = (("signing.routes", self.signing.routes), ("signing.verify.routes", self.signing.verify.routes))
+        for where, named in named_routes:
+            for signed in named:
+                if signed not in route_names:
+                    raise ValueError(f"{where} names route {signed!r}, which is not under routes (known: "
+                                     f"{', '.join(sorted(route_names)) or 'none'}; `default` is default_route)")
         if self.processing.worker_processes and self.broker_url.startswith("memory"):
             raise ValueError("processing.worker_processes needs a broker shared between processes (RabbitMQ: "
                              "set broker_url); the embedded transport lives inside one process")

@@ -66,7 +66,9 @@ class Hub:
         self.broker = Broker(config.broker_url, self.topology)
         transformer = Transformer(config.transforms, config.resolve_path, self.store, config.limits.max_xml_bytes)
         self.pipeline = Pipeline(routing=self.routing, store=self.store, limits=config.limits, transformer=transformer,
-                                 signing=signer_table(config.signing), destinations=set(self.destinations))
+                                 signing=signer_table(config.signing), destinations=set(self.destinations),
+                                 verify=config.signing.verify,
+                                 trust=[config.resolve_path(p) for p in config.signing.verify.trust])
         self.metrics = Metrics()
         self.metrics.add_journal_collector(self.journal)
         self.circuits = destination_circuits(config, self.destinations, self.journal)

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from router.config import SigningConfig
+from router.config import SigningConfig, VerifyConfig
 from router.journal import PlanOutcome, StageEvent
 from router.routing import Route, RoutingTable
 from router.transform import Transformer
 from schemas.envelope import Envelope, EnvelopeStatus
-from schemas.errors import KurierError, Permanent, Refused, Transient
+from schemas.errors import ConfigError, KurierError, Permanent, Refused, Transient
 from schemas.limits import Limits
 from schemas.payloads import PayloadStore
 from schemas.validation import check_envelope
 from signing import RouteSigners, SignerTable
+from signing.incoming import IncomingCheck, describe_report
+from signing.inventory import load_certificates
 
 __all__ = ["Pipeline", "StageTimer", "signer_table"]
 
@@ -51,17 +55,31 @@ def signer_table(config: SigningConfig) -> SignerTable:
 
 class Pipeline:
     def __init__(self, *, routing: RoutingTable, store: PayloadStore, limits: Limits,
-                 transformer: Transformer, signing: SignerTable, destinations: set[str]) -> None:
+                 transformer: Transformer, signing: SignerTable, destinations: set[str],
+                 verify: VerifyConfig | None = None, trust: Sequence[Path] = ()) -> None:
         self.routing = routing
         self.store = store
         self.limits = limits
         self.transformer = transformer
         self.signing = signing
         self.destinations = destinations
+        self.verify = verify or VerifyConfig()
+        self.trust = list(trust)  # resolved paths of verify.trust
+        for path in self.trust:  # read once now: a missing or wrong anchor file stops the start, named
+            try:
+                load_certificates(path)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"signing.verify.trust: cannot read trust anchors from {path}: {exc}") from exc
 
     def signers(self) -> RouteSigners:
         """A new set of signer objects, for one worker."""
         return self.signing.build()
+
+    def incoming_check(self) -> IncomingCheck | None:
+        """A signature checker of the worker's own (asn1crypto parses lazily: not shared); None: no anchors."""
+        if not self.trust:
+            return None
+        return IncomingCheck([cert for path in self.trust for cert in load_certificates(path)], self.verify.files)
 
     # -- validate (at intake) -------------------------------------------------------------------
     def admit(self, env: Envelope) -> Route:
@@ -79,8 +97,34 @@ class Pipeline:
                           code="unknown-recipient")
         return route
 
+    # -- verify (the signatures that came in) ---------------------------------------------------
+    def _check(self, received: Envelope, changed: Envelope, check: IncomingCheck, policy: str,
+               events: list[StageEvent]) -> Envelope:
+        """Journal a report per signature of what came in; refuse or flag the document per ``policy``.
+
+        The files are checked as received, before any transform: a transform changes an XML file, and
+        with it what its signature covers.
+        """
+        reports = check.check(received, self.store)
+        bad = [r for r in reports if not r.ok]
+        for report in reports:
+            events.append(StageEvent("verify", report.status.value, describe_report(report)))
+        if not bad:
+            return changed
+        if policy == "refuse":
+            first = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise Permanent(f"signature check: {first.file_name}: {first.status.value}: {first.reason}{more}",
+                            code="signature-invalid")
+        # flag: delivered, each such file saying what was found, for the recipient's registry to see
+        flags = {r.file_name: f"signature {r.status.value}: {r.reason}" for r in bad}
+        flagged = [att.model_copy(update={"comment": "; ".join(filter(None, [att.comment, flags[att.file_name]]))})
+                   if att.file_name in flags else att for att in changed.attachments]
+        return changed.model_copy(update={"attachments": flagged})
+
     # -- transform, sign, route (queued) --------------------------------------------------------
-    def process(self, env: Envelope, timer: StageTimer, signers: RouteSigners) -> PlanOutcome:
+    def process(self, env: Envelope, timer: StageTimer, signers: RouteSigners,
+                check: IncomingCheck | None = None) -> PlanOutcome:
         """Transform, sign and route ``env``: a plan to route it, to fail it, or (status received) to retry it.
 
         A transient error of the signer is this envelope's alone: the plan keeps it received, with a
@@ -107,6 +151,13 @@ class Pipeline:
             if route is None:
                 raise Permanent("no route matches any more (the configuration changed since intake)",
                                 code="unknown-recipient")
+
+            policy = self.verify.policy(route.name)
+            if policy != "off" and check is not None:
+                stage = "verify"
+                started = time.perf_counter()
+                changed = self._check(env, changed, check, policy, events)
+                timer.add(stage, started)
 
             stage = "sign"
             started = time.perf_counter()

@@ -148,6 +148,7 @@ class ProcessWorker(Worker):
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
         self.signers = pipeline.signers()  # this worker's own: signer objects are not thread-safe
+        self.check = pipeline.incoming_check()
 
     def handle(self, batch: Sequence[Message]) -> list[OutMessage]:
         envs, out = self._decode(batch, read_inbound)
@@ -170,7 +171,7 @@ class ProcessWorker(Worker):
                 out.append(dead_envelope(env, f"envelope {env.id} is not in the journal"))
             elif status == EnvelopeStatus.RECEIVED:
                 try:
-                    plan = self.pipeline.process(env, timer, self.signers)
+                    plan = self.pipeline.process(env, timer, self.signers, self.check)
                 except Transient:
                     raise
                 except Exception as exc:  # a bug must not block the queue: journal it, keep the document

@@ -32,7 +32,7 @@ routes:
     ("signing", "expected"),
     [
         pytest.param("signers: {qes: {kind: pades}}", ["signing", "signers.qes.kind", "unknown signer kind 'pades'",
-                                                       "known: none, testing"], id="unknown-kind"),
+                                                       "known: none, qes, testing"], id="unknown-kind"),
         pytest.param("signers: {qes: {kind: testing, transient_failure: 2}}",
                      ["signers.qes.transient_failure", "unknown key", "signer kind testing"], id="unknown-setting"),
         pytest.param("signers: {qes: {kind: testing, transient_failures: -1}}",
