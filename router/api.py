@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -74,6 +74,18 @@ class DestinationResponse(_Out):
     failed: int
 
 
+class CertificateResponse(_Out):
+    holder: str  # what Kurier uses it for: "signer vidin", "trust anchor …"
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    days_left: float
+    state: str  # valid, expiring (within the warning period), expired, not yet valid
+    sha256: str
+
+
 def _unauthorized() -> ApiError:
     # A fresh instance each time: re-raising one shared exception would keep chaining tracebacks onto it.
     return ApiError(
@@ -84,7 +96,8 @@ def _unauthorized() -> ApiError:
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}}
 
 
-def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[], dict[str, str]]) -> FastAPI:
+def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[], dict[str, str]],
+               warn_days: float = 30.0) -> FastAPI:
     """Build the API over ``journal`` and ``metrics``; ``ready()`` maps component → "ok" or an error text."""
     if not token:
         # An empty token would let an empty "Bearer " header in: refuse to start rather than run open.
@@ -204,6 +217,15 @@ def create_app(journal: Journal, metrics: Metrics, token: str, ready: Callable[[
             )
             for c in metrics.circuits()
         ]
+
+    @api.get("/certificates", response_model=list[CertificateResponse])
+    def certificates() -> list[CertificateResponse]:
+        """Every certificate Kurier holds or trusts, soonest to expire first (read hourly)."""
+        warn = timedelta(days=warn_days)
+        return [CertificateResponse(holder=c.holder, subject=c.subject, issuer=c.issuer, serial=c.serial,
+                                    not_before=c.not_before, not_after=c.not_after,
+                                    days_left=round(c.seconds_left() / 86400, 1), state=c.state(warn), sha256=c.sha256)
+                for c in metrics.certificates()]
 
     app.include_router(api)
     return app

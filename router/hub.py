@@ -106,6 +106,9 @@ class Hub:
                                       first_delay=min(retry.first_delay_seconds, 60.0),
                                       max_delay=min(retry.max_delay_seconds, 60.0))
             self._threads.append(self._notifier)
+            from router.certificates import CertificateWatch
+
+            self._threads.append(CertificateWatch(self.config, self._stop, self.metrics.set_certificates))
         for thread in self._threads:
             thread.start()
         if "sources" in roles:

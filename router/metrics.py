@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from router.circuit import CircuitSnapshot
 from schemas.envelope import EnvelopeStatus
+from signing.inventory import CertificateInfo
 
 __all__ = ["DELIVERY_OUTCOMES", "Metrics", "StatusCounts"]
 
@@ -108,11 +109,35 @@ class _CircuitCollector:
         )
 
 
+class _CertificateCollector:
+    """``kurier_certificate_expiry_seconds{holder,subject,serial}``: seconds until each certificate expires."""
+
+    def __init__(self) -> None:
+        self.certificates: list[CertificateInfo] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for info in self.certificates:
+            family.add_metric([info.holder, info.subject, info.serial], info.seconds_left())
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("kurier_certificate_expiry_seconds",
+                                 "Seconds until a certificate Kurier holds or trusts expires (negative: expired)",
+                                 labels=["holder", "subject", "serial"])
+
+
 class Metrics:
     """The hub's metrics, in a registry of their own; ``render()`` gives the /metrics body."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._certificates = _CertificateCollector()
+        self.registry.register(self._certificates)
         self.documents_received = Counter(
             "kurier_documents_received", "Documents accepted from a source", ["source"], registry=self.registry
         )
@@ -203,6 +228,13 @@ class Metrics:
         """Every destination's breaker now, by name (what ``GET /api/v1/destinations`` shows)."""
         found = self._circuit_collector.circuits if self._circuit_collector else []
         return sorted((c.snapshot() for c in found), key=lambda s: s.destination)
+
+    def set_certificates(self, certificates: Iterable[CertificateInfo]) -> None:
+        """The certificate inventory as last read (``/metrics`` and ``GET /api/v1/certificates``)."""
+        self._certificates.certificates = list(certificates)
+
+    def certificates(self) -> list[CertificateInfo]:
+        return list(self._certificates.certificates)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this registry: (body, content type)."""

@@ -170,3 +170,27 @@ def test_checking_without_trust_anchors_is_a_configuration_error(tmp_path: Path)
 
     with pytest.raises(ConfigError, match=r"verify\.trust"):
         hub_config(tmp_path, {"broker_url": "memory://"}, signing={"verify": {"default": "refuse"}})
+
+
+def test_the_certificate_inventory_lists_signers_and_anchors_in_the_api_and_metrics(
+        start_hub: Any, pki: PkiFiles, caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from router.api import create_app
+    from router.certificates import CertificateWatch
+
+    hub, _ = start_hub({"signers": {"qes": _signer_settings(pki), "old": _signer_settings(pki, "signer-expired")},
+                        "routes": {"to-region": "qes"}, "verify": {"trust": [str(pki.root)]}})
+    with caplog.at_level("WARNING", logger="kurier.certificates"):
+        CertificateWatch(hub.config, hub._stop, hub.metrics.set_certificates).check()
+    client = TestClient(create_app(hub.journal, hub.metrics, "t", hub.ready))
+    listed = client.get("/api/v1/certificates", headers={"Authorization": "Bearer t"}).json()
+    by_holder = {c["holder"]: c for c in listed}
+    assert {"signer qes", "signer old", f"trust anchor {pki.root}"} <= set(by_holder)
+    assert "NTRBG-000695235" in by_holder["signer qes"]["subject"] and by_holder["signer qes"]["state"] == "valid"
+    assert by_holder["signer old"]["state"] == "expired" and by_holder["signer old"]["days_left"] < 0
+    assert listed[0]["holder"] == "signer old"  # soonest to expire first
+    # the expired one is told in the log as what to do
+    assert any("signer old" in r.getMessage() and "EXPIRED" in r.getMessage() for r in caplog.records)
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer t"}).text
+    assert 'kurier_certificate_expiry_seconds{holder="signer qes"' in metrics
