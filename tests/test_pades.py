@@ -292,5 +292,6 @@ def test_formats_are_dispatched_by_name_and_detected_from_the_content(pki: PkiFi
     # A format nobody has plugged in yet is a clear refusal, not a crash.
     result = runner.invoke(app, ["sign", str(tmp_path / "doc.pdf"), str(tmp_path / "out"), "--format", "nope",
                                  "--pki", str(pki.directory)])
-    assert result.exit_code == 2 and "signature format 'nope' is not available (known: cades, pades, xades)" in result.output
+    assert result.exit_code == 2
+    assert "signature format 'nope' is not available (known: cades, pades, xades)" in result.output
     assert not (tmp_path / "out").exists()
