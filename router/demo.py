@@ -4,6 +4,10 @@ A municipality (an AIS from 2002 that writes windows-1251) and its regional admi
 drop documents — Cyrillic text, PDFs attached — into their inboxes; some are broken or hostile the way
 real inboxes see them. Kurier runs on embedded defaults (SQLite, in-process queues) and delivers each
 valid document into the other side's outbox; every bad one is refused with its reason.
+
+Each administration's documents leave signed with its own qualified-style certificate from a test PKI
+the demo builds (``<dir>/pki``): PAdES B-T, timestamped by the test PKI's TSA running on 127.0.0.1 for
+the demo; ``kurier verify <a delivered PDF> --pki <dir>/pki`` checks one, as pyhanko and pdfsig do.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from adapters.filedrop.testing import (
     write_document,
 )
 from router.config import KurierConfig, load_config
+from signing.pki import PkiFiles, build_pki
+from signing.pkiserver import PkiServer
 
 __all__ = ["run_demo"]
 
@@ -44,8 +50,20 @@ _BAD_FROM_MUNICIPALITY = ["malformed", "external-entity", "billion-laughs", "bad
 _BAD_FROM_REGION = ["missing-recipient", "sender-mismatch"]
 
 
-def demo_config(root: Path) -> KurierConfig:
-    """The demo's configuration, also written to ``<root>/kurier.yaml`` for ``kurier messages -c``."""
+def _signer(pki: PkiFiles, eik: str, name: str) -> dict[str, object]:
+    files = next(s for s in pki.valid_signers() if s.eik == eik)
+    key: dict[str, object] = {"type": "pkcs12", "path": str(files.pkcs12)}
+    key.update({"password_file": str(files.password_file)} if files.password_file else
+               {"password_env": "KURIER_PKI_PASSWORD"})
+    return {"kind": "qes", "key": key, "level": "B-T", "tsa_url": pki.tsa_url, "reason": f"Изпратено от {name}",
+            "formats": {"*.pdf": "pades"}}
+
+
+def demo_config(root: Path, pki: PkiFiles | None = None) -> KurierConfig:
+    """The demo's configuration, also written to ``<root>/kurier.yaml`` for ``kurier messages -c``.
+
+    With ``pki``, each administration's documents are signed with its signer from it.
+    """
     def ais(name: str, ais: SampleAis) -> dict[str, object]:
         return {"adapter": "filedrop", "inbox": f"inbox/{name}", "outbox": f"outbox/{name}", "encoding": ais.encoding,
                 "sender_eik": ais.eik, "settle_seconds": 0.3, "poll_interval": 0.2}
@@ -63,6 +81,12 @@ def demo_config(root: Path) -> KurierConfig:
             {"name": "to-region", "match": {"recipient_eik": [REGION.eik]}, "deliver_to": ["region"]},
         ],
     )
+    if pki is not None:  # what the municipality sends goes to the region, signed by it, and the other way
+        settings["signing"] = {
+            "signers": {"municipality": _signer(pki, MUNICIPALITY.eik, MUNICIPALITY.name),
+                        "region": _signer(pki, REGION.eik, REGION.name)},
+            "routes": {"to-region": "municipality", "to-municipality": "region"},
+        }
     path = root / "kurier.yaml"
     path.write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return load_config(path)
@@ -105,14 +129,21 @@ def run_demo(console: Console, directory: Path | None, count: int) -> bool:
 
     root = Path(directory or tempfile.mkdtemp(prefix="kurier-demo-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    config = demo_config(root)
+    pki = build_pki(root / "pki", [MUNICIPALITY.eik, REGION.eik])
+    config = demo_config(root, pki)
     console.print(f"[bold]Kurier demo[/bold] in {root}\n"
-                  f"Община Примерово (AIS от 2002, windows-1251) ⇄ Областна администрация Примерна (UTF-8)")
+                  f"Община Примерово (AIS от 2002, windows-1251) ⇄ Областна администрация Примерна (UTF-8)\n"
+                  f"signing: PAdES B-T, test PKI in {pki.directory}, its TSA on {pki.service_url}")
     valid, bad = _write_batch(config, count)
     total = valid + bad
     hub = Hub(config)
     started = time.monotonic()
-    hub.start()
+    services = PkiServer(pki).start()
+    try:
+        hub.start()
+    except BaseException:
+        services.stop()
+        raise
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
@@ -126,6 +157,7 @@ def run_demo(console: Console, directory: Path | None, count: int) -> bool:
         rows = hub.journal.search(limit=total + 10)
     finally:
         hub.stop()
+        services.stop()
     elapsed = time.monotonic() - started
     delivered = [r for r in rows if r.status == "delivered"]
     refused = [r for r in rows if r.status != "delivered"]
@@ -152,5 +184,6 @@ def run_demo(console: Console, directory: Path | None, count: int) -> bool:
                   f"refused with their reason, in {elapsed:.1f} s[/{colour}]\n"
                   f"outboxes: {config.resolve_path('outbox')}   refused files: "
                   f"{config.resolve_path('inbox/municipality/failed')}, {config.resolve_path('inbox/region/failed')}\n"
-                  f"journal: kurier messages list -c {root / 'kurier.yaml'}")
+                  f"journal: kurier messages list -c {root / 'kurier.yaml'}\n"
+                  f"signatures: kurier verify <a PDF of {config.resolve_path('outbox/region')}> --pki {pki.directory}")
     return ok

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from adapters.filedrop.testing import SampleDocument, write_document
 from router.cli import app
+from signing.inventory import load_certificates
 from tests.helpers import wait_until
 
 runner = CliRunner()
@@ -36,6 +37,17 @@ def test_demo_delivers_every_valid_document_and_refuses_every_bad_one(tmp_path: 
                                  "--status", "refused"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "hostile" in listed.output.lower() or "doctype" in listed.output.lower()
+    # what each administration sent arrived signed with its own certificate from the demo's test PKI
+    from signing.pades_verify import validate_pdf
+    from signing.pki import load_pki
+    from signing.pkiserver import PkiServer
+
+    pki = load_pki(tmp_path / "demo" / "pki")
+    delivered = sorted((tmp_path / "demo" / "outbox" / "region").glob("*.pdf"))
+    assert delivered
+    with PkiServer(pki):
+        [report] = validate_pdf(delivered[0], [load_certificates(pki.root)[0]])
+    assert report.ok and report.signer_eik == "000695616" and report.level == "B-T"
 
 
 def _config(tmp_path: Path, **extra: object) -> Path:
