@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from signing.csc_bench import CscRates
     from signing.pkcs12 import Pkcs12Key
     from signing.pki import SignerFiles
 
@@ -47,6 +48,7 @@ class SignBench:
     big_mb: int
     rss_before_mb: float  # the signing process after imports and generating the big PDF
     rss_peak_mb: float  # ... and its peak while signing it file to file
+    csc: CscRates | None = None  # through a CSC v2 service on 127.0.0.1: one call per document vs batched
 
     @property
     def ratio(self) -> float:
@@ -134,8 +136,13 @@ def run_sign_bench(seconds: float = 5.0, big_mb: int = 100, processes: int | Non
             all_cores = sum(pool.starmap(kurier_rate, [(pki_dir, seconds)] * processes))
         with spawn.Pool(1) as pool:
             before, peak = pool.apply(big_file_rss, (pki_dir, big_mb, tmp))
+        from signing.csc_bench import csc_pades_rates
+        from signing.samplepdf import write_sample_pdf
+
+        pdf = write_sample_pdf(Path(tmp) / "csc.pdf", DOC_SIZE).read_bytes()
+        csc = csc_pades_rates(pdf, documents=40, batch=10)
     return SignBench(kurier=kurier, plain=plain, processes=processes, all_cores=all_cores, big_mb=big_mb,
-                     rss_before_mb=before, rss_peak_mb=peak)
+                     rss_before_mb=before, rss_peak_mb=peak, csc=csc)
 
 
 def report_sign(console: Console, result: SignBench) -> None:
@@ -146,6 +153,11 @@ def report_sign(console: Console, result: SignBench) -> None:
     table.add_row("Kurier PadesSigner, one process", f"{result.kurier:,.1f}")
     table.add_row("ratio Kurier / plain", f"{result.ratio:,.1f}×")
     table.add_row(f"Kurier, one process per core ({result.processes})", f"{result.all_cores:,.1f}")
+    if result.csc is not None:
+        c = result.csc
+        table.add_row(f"CSC v2 remote signer, one signHash call per document ({c.calls_per_document} calls)",
+                      f"{c.per_document:,.1f}")
+        table.add_row(f"CSC v2 remote signer, {c.batch} hashes per call ({c.calls_batched} calls)", f"{c.batched:,.1f}")
     console.print(table)
     console.print(f"{result.big_mb} MB PDF signed file to file: peak RSS {result.rss_peak_mb:,.0f} MiB "
                   f"(the process held {result.rss_before_mb:,.0f} MiB before signing)", soft_wrap=True)
