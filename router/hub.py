@@ -104,6 +104,10 @@ class Hub:
                                       first_delay=min(retry.first_delay_seconds, 60.0),
                                       max_delay=min(retry.max_delay_seconds, 60.0))
             self._threads.append(self._notifier)
+            if self.config.seal.enabled:
+                from router.sealer import Sealer
+
+                self._threads.append(Sealer(self.journal.engine, self.config.seal, self._stop))
         for thread in self._threads:
             thread.start()
         if "sources" in roles:
