@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from schemas.errors import redact_secrets
+
 __all__ = ["journal_app"]
 
 journal_app = typer.Typer(help="The sealed journal: hash-chained evidence rows, timestamped heads.",
@@ -27,6 +29,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Check every seal block, every sealed row and every timestamp; exit 0 only when the journal is intact."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from router.cli import _load, console
     from router.journal.db import make_engine
     from router.journal.sealcheck import verify_seals
@@ -37,6 +41,13 @@ def verify(
     try:
         trust = load_certificates(tsa_trust or [cfg.resolve_path(p) for p in cfg.seal.tsa_trust])
         report = verify_seals(engine, lag_seconds=cfg.seal.lag_seconds if lag is None else lag, trust=trust)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read the TSA's trust anchors: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    except SQLAlchemyError as exc:
+        console.print(f"[red]cannot read the journal: {redact_secrets(str(exc))} (`kurier db upgrade` creates "
+                      "the seal table)[/red]")
+        raise typer.Exit(2) from exc
     finally:
         engine.dispose()
     if as_json:

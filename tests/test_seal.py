@@ -202,6 +202,14 @@ def test_the_timestamped_head_verifies_and_a_rewritten_chain_does_not(journal: J
     other = make_ca(tmp_path / "other", "Someone Else's CA")
     code, report = _verify(tmp_path, journal, "--tsa-trust", str(other.cert_pem), **settings)
     assert code == 1 and "does not chain" in report["findings"][0]["what"]
+    # A token whose signature was tampered with (its last byte is the signature's) is a finding
+    with journal.engine.begin() as conn:
+        token = bytes(conn.execute(select(journal_seals.c.tsa_token)).scalar_one())
+        conn.execute(update(journal_seals).values(tsa_token=token[:-1] + bytes([token[-1] ^ 1])))
+    code, report = _verify(tmp_path, journal, **settings)
+    assert code == 1 and "does not verify" in report["findings"][0]["what"]
+    with journal.engine.begin() as conn:
+        conn.execute(update(journal_seals).values(tsa_token=token))
     # When an intruder changes a row and recomputes the whole chain to match
     first = event_ids(journal.engine)[0]
     with journal.engine.begin() as conn:

@@ -2,7 +2,7 @@
 
 A row's bytes must be the same whichever database holds it and whichever driver reads it back: SQLite
 returns naive datetimes, PostgreSQL aware ones in the session's zone, MariaDB naive ones to the second.
-So every value is normalised (datetimes to UTC ISO 8601 with microseconds, dates to ISO 8601) and the
+So every value is normalised (datetimes to UTC ISO 8601, always with microseconds, dates to ISO 8601) and the
 row is written as compact JSON, prefixed by its table's name and led by its id: the hash binds a row's
 content to where it is, so a row moved to another id is a changed row, not an intact one.
 """
@@ -52,7 +52,7 @@ EVIDENCE: tuple[Evidence, ...] = (
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
         aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return aware.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return aware.isoformat(timespec="microseconds")  # always with microseconds: 2026-12-01T10:00:00.000000+00:00
     if isinstance(value, date):
         return value.isoformat()
     return value
