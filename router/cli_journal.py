@@ -54,7 +54,7 @@ def verify(
         typer.echo(json.dumps({
             "intact": report.intact, "blocks": report.blocks, "rows": report.rows, "timestamps": report.timestamps,
             "last_timestamp": report.last_timestamp.isoformat() if report.last_timestamp else None,
-            "pending": report.pending, "more": report.more,
+            "pending": report.pending, "more": report.more, "head": report.head, "head_block": report.head_block,
             "first_row": report.first_row.what if report.first_row else None,
             "findings": [{"kind": f.kind, "table": f.table, "row_id": f.row_id, "block": f.block, "what": f.what}
                          for f in report.findings]}, ensure_ascii=False, indent=2))
@@ -63,6 +63,8 @@ def verify(
                if report.last_timestamp else ", no timestamps")
     console.print(f"{report.blocks} seal block(s), {report.rows} sealed row(s){stamped}, "
                   f"{report.pending} row(s) not sealed yet (within the lag)")
+    if report.head:
+        console.print(f"newest head: block {report.head_block}, {report.head}")
     if report.intact:
         console.print("[green]the journal is intact / дневникът е непокътнат[/green]")
         return

@@ -79,6 +79,9 @@ class Sealer(threading.Thread):
                                                      journal_seals.c.tsa_token.is_(None))
                          .values(tsa_token=token, tsa_at=at))
         self._stamped = time.monotonic()
+        # In the log too: a record outside the database, so even a journal truncated with its seal table
+        # can be told from the one whose head was stamped.
+        log.info("journal head timestamped: block %d, head %s, at %s", last.block, last.head, at.isoformat())
         return True
 
     def run(self) -> None:

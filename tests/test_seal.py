@@ -83,6 +83,9 @@ def test_an_untouched_journal_verifies_and_telling_a_source_is_no_tampering(jour
     # Then the journal verifies: every sealed row intact, the 10 new rows within the lag
     code, report = _verify(tmp_path, journal)
     assert (code, report["intact"], report["blocks"], report["rows"], report["pending"]) == (0, True, 2, 100, 10)
+    with journal.engine.connect() as conn:
+        assert (report["head_block"], report["head"]) == tuple(conn.execute(
+            select(journal_seals.c.block, journal_seals.c.head).order_by(journal_seals.c.block.desc())).first() or ())
     result = runner.invoke(app, ["journal", "verify", "-c", str(_config(tmp_path, journal))])
     assert result.exit_code == 0 and "intact" in result.output
 

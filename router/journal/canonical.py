@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Date, DateTime, Table
 
 from router.journal.tables import events, status_changes
 
 __all__ = ["EVIDENCE", "Evidence", "row_bytes", "row_hash"]
+
+
+def _datetime(value: datetime) -> str:
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds")  # always with microseconds: 2026-12-01T10:00:00.000000+00:00
+
+
+def _date(value: date) -> str:
+    return value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -32,11 +41,15 @@ class Evidence:
     key: Column[Any]
     columns: tuple[Column[Any], ...]  # the key first
     at: Column[Any]  # when the row was written: how long it may wait unsealed
+    # (index, normaliser) of the date and time columns, worked out once: the sealer runs this for every row
+    normalise: tuple[tuple[int, Callable[[Any], str]], ...]
 
 
 def _evidence(table: Table, key: str, *, leave_out: Sequence[str] = ()) -> Evidence:
     cols = (table.c[key], *(c for c in table.c if c.name != key and c.name not in leave_out))
-    return Evidence(table.name, table, table.c[key], cols, table.c["at"])
+    normalise = tuple((i, _datetime if isinstance(c.type, DateTime) else _date) for i, c in enumerate(cols)
+                      if isinstance(c.type, DateTime | Date))
+    return Evidence(table.name, table, table.c[key], cols, table.c["at"], normalise)
 
 
 #: The sealed tables, in the order a block lists them. Stage events (deliveries' included) are written
@@ -48,19 +61,16 @@ EVIDENCE: tuple[Evidence, ...] = (
     _evidence(status_changes, "seq", leave_out=("told_at", "tell_error")),
 )
 
-
-def _value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return aware.isoformat(timespec="microseconds")  # always with microseconds: 2026-12-01T10:00:00.000000+00:00
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def row_bytes(evidence: Evidence, row: Sequence[Any]) -> bytes:
     """The canonical bytes of one row (its values in ``evidence.columns`` order)."""
-    return json.dumps([evidence.name, *map(_value, row)], ensure_ascii=False, separators=(",", ":")).encode()
+    values = [evidence.name, *row]
+    for i, normalise in evidence.normalise:
+        if values[i + 1] is not None:
+            values[i + 1] = normalise(values[i + 1])
+    return _encode(values).encode()
 
 
 def row_hash(evidence: Evidence, row: Sequence[Any]) -> bytes:

@@ -46,6 +46,8 @@ class SealReport:
     timestamps: int = 0  # tokens that verify
     last_timestamp: datetime | None = None
     pending: int = 0  # rows not sealed yet, within the lag
+    head_block: int = 0
+    head: str = ""  # the newest block's head: to compare with a record kept elsewhere (the sealer logs it)
     findings: list[Finding] = field(default_factory=list)
     more: int = 0  # findings beyond those kept
 
@@ -127,6 +129,7 @@ def _walk_blocks(conn: Connection, rows_conn: Connection, walk: _Walk, trust: Se
                 walk.add(Finding("timestamp", f"block {number}: timestamp of {check.at}: {check.problem}",
                                  block=number))
         expected, prev_head = number + 1, b.head
+    walk.report.head_block, walk.report.head = expected - 1, prev_head
     return state
 
 
