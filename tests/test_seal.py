@@ -304,3 +304,30 @@ def test_the_seal_command_seals_what_is_committed(journal: Journal, tmp_path: Pa
     result = runner.invoke(app, ["journal", "seal", "-c", str(_config(tmp_path, journal))])
     assert result.exit_code == 0 and "8 row(s) sealed" in result.output
     assert _sealed(journal) == 8
+
+
+def test_two_sealers_racing_write_one_chain(journal: Journal, tmp_path: Path) -> None:
+    # Given two hubs' sealers on one journal while documents keep arriving
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def seal_until_stopped() -> None:
+        try:
+            while not stop.is_set():
+                seal_once(journal.engine, max_rows=7)  # small blocks: many chances to collide
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=seal_until_stopped) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for _ in range(15):
+        add_documents(journal, 3)
+    wait_until(lambda: _all_sealed(journal), timeout=20, what="everything sealed")
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    # Then each row is sealed once, in one unbroken chain
+    assert not errors
+    code, report = _verify(tmp_path, journal)
+    assert (code, report["rows"], report["pending"]) == (0, 90, 0)
