@@ -95,6 +95,7 @@ def _check_rows(conn: Connection, walk: _Walk, ev: Evidence, number: int, spans:
 def _walk_blocks(conn: Connection, rows_conn: Connection, walk: _Walk, trust: Sequence[x509.Certificate],
                  covered: dict[str, list[Range]]) -> SealState:
     state, expected, prev_head = SealState(), 1, ZERO_HEAD
+    limits: dict[str, int] = {}
     blocks = conn.execution_options(yield_per=100).execute(select(journal_seals).order_by(journal_seals.c.block))
     for b in blocks:
         number = int(b.block)
@@ -120,6 +121,9 @@ def _walk_blocks(conn: Connection, rows_conn: Connection, walk: _Walk, trust: Se
             spans = [(int(lo), int(hi)) for lo, hi in meta["rows"].get(ev.name, [])]
             offset = _check_rows(rows_conn, walk, ev, number, spans, blob, offset)
             covered[ev.name] += spans
+            if len(covered[ev.name]) > limits.get(ev.name, _COALESCE_AT):
+                covered[ev.name] = _coalesce(covered[ev.name])
+                limits[ev.name] = 2 * len(covered[ev.name]) + _COALESCE_AT  # not again at every block
         if b.tsa_token is not None:
             check = check_token(bytes(b.tsa_token), b.head, trust)
             if check.ok:
@@ -133,6 +137,21 @@ def _walk_blocks(conn: Connection, rows_conn: Connection, walk: _Walk, trust: Se
     return state
 
 
+_COALESCE_AT = 10000
+
+
+def _coalesce(spans: list[Range]) -> list[Range]:
+    """Sorted and merged: a block's rows are fragments (gaps filled later), the union of all blocks is few
+    ranges (holes only where gaps were closed), so a verify of months of blocks stays small in memory."""
+    out: list[Range] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def _within(spans: Sequence[Range], starts: Sequence[int], row_id: int) -> bool:
     i = bisect.bisect_right(starts, row_id) - 1
     return i >= 0 and spans[i][0] <= row_id <= spans[i][1]
@@ -142,7 +161,7 @@ def _unsealed(conn: Connection, walk: _Walk, ev: Evidence, state: SealState, cov
               cutoff: datetime) -> None:
     """Rows no block covers: inserted (inside what the sealer passed) or waiting (past it, or in an open gap)."""
     st = state.table(ev.name)
-    spans = sorted(covered)
+    spans = _coalesce(covered)
     starts = [lo for lo, _ in spans]
     gaps = sorted((lo, hi) for lo, hi, _ in st.gaps)
     gap_starts = [lo for lo, _ in gaps]
