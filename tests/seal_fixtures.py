@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,14 +18,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from router.journal import Journal, StageEvent
 from router.journal.seal import block_head
 from router.journal.tables import events, journal_seals
 from tests.helpers import envelope
 
-__all__ = ["LocalTsa", "add_documents", "make_ca", "rechain_from", "start_tsa", "wipe_seals"]
+__all__ = ["LocalCa", "LocalTsa", "add_documents", "event_ids", "insert_event", "make_ca", "rechain_from", "start_tsa",
+           "wipe_seals"]
 
 
 def wipe_seals(journal: Journal) -> None:
@@ -61,8 +64,6 @@ def rechain_from(engine: Engine, block: int) -> None:
         prev = conn.execute(select(journal_seals.c.head).where(journal_seals.c.block == block - 1)).scalar()
         for b in conn.execute(select(journal_seals).where(journal_seals.c.block >= block)
                               .order_by(journal_seals.c.block)).all():
-            import json
-
             meta = json.loads(b.meta)
             blob = b""
             for ev in EVIDENCE:
@@ -129,6 +130,7 @@ class LocalTsa:
     requests: int = 0
 
 
+@contextmanager
 def start_tsa(ca: LocalCa) -> Iterator[LocalTsa]:
     """An RFC 3161 service over HTTP on 127.0.0.1 (pyhanko's DummyTimeStamper signs), for as long as the test."""
     stamper = _tsa_stamper(ca)
@@ -159,7 +161,3 @@ def start_tsa(ca: LocalCa) -> Iterator[LocalTsa]:
         server.shutdown()
         server.server_close()
 
-
-def raw(engine: Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(sql), params)

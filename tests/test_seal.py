@@ -49,14 +49,14 @@ def journal(journal_url: str) -> Iterator[Journal]:
 @pytest.fixture
 def tsa(tmp_path: Path) -> Iterator[tuple[LocalTsa, Path]]:
     ca = make_ca(tmp_path / "pki")
-    for server in start_tsa(ca):
+    with start_tsa(ca) as server:
         yield server, ca.cert_pem
 
 
 def _config(tmp_path: Path, journal: Journal, **seal: Any) -> Path:
     path = tmp_path / "kurier.yaml"
     path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "journal_url": journal.url,
-                                    "seal": {k: v for k, v in seal.items()}}), encoding="utf-8")
+                                    "seal": dict(seal)}), encoding="utf-8")
     return path
 
 
