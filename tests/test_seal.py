@@ -331,3 +331,14 @@ def test_two_sealers_racing_write_one_chain(journal: Journal, tmp_path: Path) ->
     assert not errors
     code, report = _verify(tmp_path, journal)
     assert (code, report["rows"], report["pending"]) == (0, 90, 0)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_bench_seals_as_configured(tmp_path: Path, enabled: bool) -> None:
+    # `KURIER_SEAL__ENABLED=false kurier bench ...` measures the pipeline without the sealer
+    from router.bench.session import bench_hub
+    from router.config import load_config
+
+    base = load_config(None, data_dir=str(tmp_path), seal={"enabled": enabled})
+    with bench_hub(base, 0, {"sink": {"adapter": "memory", "keep": False}}, ["sink"]) as hub:
+        assert any(isinstance(t, Sealer) and t.is_alive() for t in hub._threads) == enabled
