@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from router.cli_journal import journal_app
 from router.cli_signing import register as register_signing
 from router.config import KurierConfig, load_config
 from schemas.errors import ConfigError, KurierError, redact_secrets
@@ -33,6 +34,7 @@ db_app = typer.Typer(help="The journal's database schema.", no_args_is_help=True
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 register_signing(app)  # kurier pki init, kurier sign, kurier verify
+app.add_typer(journal_app, name="journal")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "

@@ -38,6 +38,7 @@ __all__ = [
     "ProcessingConfig",
     "RetryConfig",
     "RouteConfig",
+    "SealConfig",
     "SignerConfig",
     "SigningConfig",
     "TransformConfig",
@@ -215,6 +216,30 @@ class SigningConfig(_Strict):
         return self
 
 
+class SealConfig(_Strict):
+    """The sealed journal: evidence rows hash-chained by the sealer, the chain's head timestamped by a TSA."""
+
+    enabled: bool = True  # the hash chain; off only to measure what it costs
+    interval_seconds: float = Field(2.0, gt=0)  # how often the sealer seals what was committed
+    max_block_rows: int = Field(20000, ge=1, le=1_000_000)
+    # An id seen missing (its transaction not yet committed) is waited for this long, then the gap is
+    # closed: a row appearing there later was inserted into a sealed range. Far above any journal transaction.
+    gap_seconds: float = Field(60.0, gt=0)
+    # `kurier journal verify`: a row unsealed for longer than this is a finding (the sealer is not running).
+    lag_seconds: float = Field(300.0, gt=0)
+    tsa_url: str | None = None  # an RFC 3161 timestamp authority; none: the chain is not timestamped
+    tsa_interval_seconds: float = Field(300.0, gt=0)
+    tsa_timeout_seconds: float = Field(10.0, gt=0)
+    tsa_trust: list[Path] = []  # the TSA's trust anchors (PEM or DER), for `kurier journal verify`
+
+    @model_validator(mode="after")
+    def _lag(self) -> SealConfig:
+        if self.lag_seconds <= self.gap_seconds + self.interval_seconds:
+            raise ValueError("lag_seconds must exceed gap_seconds + interval_seconds: a row may wait that long "
+                             "for the sealer without anything being wrong")
+        return self
+
+
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("kurier_config_file_data", default=None)
 
 
@@ -248,6 +273,7 @@ class KurierConfig(BaseSettings):
     default_route: DefaultRoute | None = None
     transforms: list[TransformConfig] = []
     signing: SigningConfig = SigningConfig()
+    seal: SealConfig = SealConfig()
     config_file: Path | None = Field(None, exclude=True)
 
     @classmethod

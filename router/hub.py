@@ -109,6 +109,10 @@ class Hub:
             from router.certificates import CertificateWatch
 
             self._threads.append(CertificateWatch(self.config, self._stop, self.metrics.set_certificates))
+            if self.config.seal.enabled:
+                from router.sealer import Sealer
+
+                self._threads.append(Sealer(self.journal.engine, self.config.seal, self._stop))
         for thread in self._threads:
             thread.start()
         if "sources" in roles:

@@ -86,6 +86,7 @@ def bench_hub(base: KurierConfig, processes: int, connections: dict[str, dict[st
             broker_url=base.broker_url,
             queue_prefix=f"kurier-bench-{uuid.uuid4().hex[:8]}",
             processing={**base.processing.model_dump(), "worker_processes": 0},
+            seal=base.seal.model_dump(),
             api={"enabled": False},
             connections=connections,
             default_route={"deliver_to": deliver_to},

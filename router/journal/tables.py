@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -22,6 +23,9 @@ metadata = MetaData()
 # MySQL/MariaDB's TEXT holds 64 KB; an envelope of 500 attachments takes more (its JSON is ~200 B an
 # attachment), which PostgreSQL and SQLite hold: MEDIUMTEXT (16 MB) there, so every database takes it.
 _LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+# A seal block's row hashes, 32 bytes a row: BLOB on MySQL/MariaDB holds only 64 KB (2,000 rows).
+_LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 # SQLite only auto-increments a plain INTEGER PRIMARY KEY.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -118,4 +122,22 @@ status_changes = Table(
     Column("tell_error", Text),  # set with told_at when telling failed for good: why the source never heard
     Index("ix_status_changes_envelope", "envelope_id", "seq"),
     Index("ix_status_changes_untold", "source", "told_at", "seq"),
+)
+
+# The sealed journal (router.journal.seal): blocks of hash-chained evidence rows, written by the sealer
+# after the rows are committed, so writers never wait on a chain head. ``block`` is assigned, not
+# auto-incremented: two sealers racing for the same block collide on the key and one starts over.
+journal_seals = Table(
+    "journal_seals",
+    metadata,
+    Column("block", _BigId, primary_key=True, autoincrement=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("prev_head", String(64), nullable=False),  # hex SHA-256; the first block's is all zeros
+    Column("head", String(64), nullable=False),  # SHA-256(prev_head || meta || row hashes), hex
+    Column("row_count", Integer, nullable=False),
+    # JSON: the rows covered (table -> id ranges), the gaps closed for good, the sealer's state after it.
+    Column("meta", _LongText, nullable=False),
+    Column("row_hashes", _LongBlob, nullable=False),  # 32 bytes a covered row, in the order of ``meta``
+    Column("tsa_token", _LongBlob),  # an RFC 3161 token over the head (DER), added at intervals
+    Column("tsa_at", DateTime(timezone=True)),  # the token's time, for the operator; verify reads the token
 )
