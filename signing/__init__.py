@@ -8,7 +8,6 @@ that names it (and every route, by default) passes its documents unsigned.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.errors import ConfigError
 from signing.base import NoSigning, Signer, SignerKind, SignResult
+from signing.lazy import resolve
 
 __all__ = [
     "BUILT_IN",
@@ -43,12 +43,7 @@ BUILT_IN: dict[str, str] = {"none": "none"}
 
 
 def load_kind(kind: str) -> type[SignerKind]:
-    try:
-        target = SIGNER_KINDS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown signer kind {kind!r} (known: {', '.join(sorted(SIGNER_KINDS))})") from None
-    module, _, attribute = target.partition(":")
-    cls: type[SignerKind] = getattr(importlib.import_module(module), attribute)
+    cls: type[SignerKind] = resolve(SIGNER_KINDS, kind, f"unknown signer kind {kind!r}")
     return cls
 
 

@@ -9,13 +9,12 @@ writes a detached signature (the output is the ``.p7s``), and validating one nee
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemas.errors import ConfigError
+from signing.lazy import resolve
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -55,12 +54,7 @@ VALIDATORS: dict[str, str] = {
 
 
 def _resolve(table: dict[str, str], fmt: str, what: str) -> Callable[..., Any]:
-    try:
-        target = table[fmt]
-    except KeyError:
-        raise ConfigError(f"{what} format {fmt!r} is not available (known: {', '.join(sorted(table))})") from None
-    module, _, attribute = target.partition(":")
-    function: Callable[..., Any] = getattr(importlib.import_module(module), attribute)
+    function: Callable[..., Any] = resolve(table, fmt, f"{what} format {fmt!r} is not available")
     return function
 
 

@@ -13,12 +13,11 @@ each processing worker builds its own.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from schemas.errors import ConfigError
+from signing.lazy import resolve
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -75,10 +74,5 @@ class KeyType(Protocol):
 
 
 def load_key_type(kind: str) -> type[KeyType]:
-    try:
-        target = KEY_TYPES[kind]
-    except KeyError:
-        raise ConfigError(f"unknown key type {kind!r} (known: {', '.join(sorted(KEY_TYPES))})") from None
-    module, _, attribute = target.partition(":")
-    cls: type[KeyType] = getattr(importlib.import_module(module), attribute)
+    cls: type[KeyType] = resolve(KEY_TYPES, kind, f"unknown key type {kind!r}")
     return cls
