@@ -29,8 +29,19 @@ if TYPE_CHECKING:
     from pyhanko.sign.signers import Signer as PdfSigner
 
 EIK = "000695089"  # a valid 9-digit EIK (check digit 9)
-# The official schemas live in shared/, beside the repository (CI lays a copy there): read, never copied in.
-SEOS_XSD_DIR = Path(__file__).resolve().parents[2] / "shared" / "seos"
+
+def _seos_schemas() -> Path:
+    """The official SEOS schemas: read where they are, never copied into the repository.
+
+    ``$KURIER_SEOS_SCHEMAS``, else ``shared/seos`` beside the checkout, else this workplace's copy (a clean
+    clone that CI makes elsewhere has no ``shared`` beside it).
+    """
+    candidates = [Path(p) for p in [os.environ.get("KURIER_SEOS_SCHEMAS")] if p]
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "seos", Path("/work/shared/seos")]
+    return next((c for c in candidates if (c / "EGovMessaging.xsd").is_file()), candidates[0])
+
+
+SEOS_XSD_DIR = _seos_schemas()
 
 _NOW = datetime.now(UTC)
 CRL_URL = "http://127.0.0.1:9/kurier-test-issuing-ca.crl"
