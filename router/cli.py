@@ -224,6 +224,7 @@ def check_config(config: ConfigOption = None) -> None:
     try:
         plans = plan_connections(cfg)
         compile_transforms(cfg.transforms, cfg.resolve_path)
+        _check_trust(cfg)
     except KurierError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -240,10 +241,39 @@ def check_config(config: ConfigOption = None) -> None:
         table.add_row(f"route {route.name}", f"{route.match.model_dump(exclude_defaults=True)} → {route.deliver_to}")
     table.add_row("default route", str(cfg.default_route.deliver_to) if cfg.default_route else
                   "none: documents no route matches are refused as unknown recipients")
+    _signing_rows(table, cfg)
     console.print(table)
     if unused:
         console.print(f"[yellow]note: no route delivers to {', '.join(unused)}[/yellow]")
     console.print("[green]configuration OK[/green]")
+
+
+def _check_trust(cfg: KurierConfig) -> None:
+    from signing.inventory import load_certificates
+
+    for path in cfg.signing.verify.trust:
+        resolved = cfg.resolve_path(path)
+        try:
+            load_certificates(resolved)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"signing.verify.trust: cannot read trust anchors from {resolved}: {exc}") from exc
+
+
+def _signing_rows(table: Table, cfg: KurierConfig) -> None:
+    """What signs which route's documents and how incoming signatures are checked (no key is opened)."""
+    signing = cfg.signing
+    route_names = [r.name for r in cfg.routes] + (["default"] if cfg.default_route else [])
+    for name in route_names:
+        signer = signing.routes.get(name, signing.default)
+        kind = signing.signers[signer].kind if signer in signing.signers else signer
+        options = signing.signers[signer].options if signer in signing.signers else {}
+        key = options.get("key", {})
+        what = f"{signer} ({kind}" + (f", key {key.get('type')}" if key else "") + \
+            (f", PAdES {options.get('level', 'B-B')}" if kind == "qes" else "") + ")"
+        policy = signing.verify.policy(name)
+        table.add_row(f"signing {name}", f"signed by {what}; incoming signatures: {policy}")
+    if signing.verify.trust:
+        table.add_row("trust anchors", ", ".join(str(cfg.resolve_path(p)) for p in signing.verify.trust))
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,35 @@ def test_check_config_refuses_a_route_to_a_connection_that_cannot_deliver(tmp_pa
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
     assert "routes[0] 'back'" in flat and "cannot deliver" in flat and "outbox" in flat
+
+
+def test_check_config_says_what_signs_each_route_and_checks_the_trust_anchors(tmp_path: Path) -> None:
+    signing = {"signers": {"vidin": {"kind": "qes", "level": "B-T", "tsa_url": "http://127.0.0.1:9/tsa",
+                                     "key": {"type": "pkcs12", "path": "keys/vidin.p12", "password_env": "P"}}},
+               "routes": {"region": "vidin"},
+               "verify": {"trust": ["roots.pem"], "default": "refuse"}}
+    config = _config(tmp_path, signing=signing)
+    # Given the trust anchors are not there, the check says which file and why
+    missing = runner.invoke(app, ["check-config", "-c", str(config)], env={"COLUMNS": "200"})
+    assert missing.exit_code == 2 and "cannot read trust anchors" in missing.output and "roots.pem" in missing.output
+    # When they are, it says what signs each route and how incoming signatures are checked
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Root")])
+    now = datetime.now(UTC)
+    root = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "roots.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    result = runner.invoke(app, ["check-config", "-c", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "signed by vidin (qes, key pkcs12, PAdES B-T); incoming signatures: refuse" in flat
 
 
 def test_db_upgrade_then_messages_show_an_unknown_id(tmp_path: Path) -> None:
