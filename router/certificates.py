@@ -17,7 +17,9 @@ from typing import Any
 
 from router.config import KurierConfig
 from router.pipeline import signer_table
-from signing.inventory import CertificateInfo, ExpiryWatch, inventory, load_certificates
+from schemas.errors import ConfigError
+from signing.certs import read_certificates
+from signing.inventory import CertificateInfo, ExpiryWatch, inventory
 
 __all__ = ["CertificateWatch", "gather"]
 
@@ -30,9 +32,9 @@ def gather(config: KurierConfig) -> list[CertificateInfo]:
     for path in config.signing.verify.trust:
         resolved = config.resolve_path(path)
         try:
-            holders += [(f"trust anchor {resolved}", cert) for cert in load_certificates(resolved)]
-        except (OSError, ValueError) as exc:
-            log.warning("certificate inventory: cannot read trust anchor %s: %s", resolved, exc)
+            holders += [(f"trust anchor {resolved}", cert) for cert in read_certificates(resolved)]
+        except ConfigError as exc:
+            log.warning("certificate inventory: cannot read a trust anchor: %s", exc)
     table = signer_table(config.signing)
     for name, plan in table.plans.items():
         if plan.kind != "qes":

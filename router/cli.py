@@ -249,14 +249,13 @@ def check_config(config: ConfigOption = None) -> None:
 
 
 def _check_trust(cfg: KurierConfig) -> None:
-    from signing.inventory import load_certificates
+    from signing.certs import read_certificates
 
     for path in cfg.signing.verify.trust:
-        resolved = cfg.resolve_path(path)
         try:
-            load_certificates(resolved)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"signing.verify.trust: cannot read trust anchors from {resolved}: {exc}") from exc
+            read_certificates(cfg.resolve_path(path))
+        except ConfigError as exc:
+            raise ConfigError(f"signing.verify.trust: {exc}") from exc
 
 
 def _signing_rows(table: Table, cfg: KurierConfig) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from schemas.errors import redact_secrets
+from schemas.errors import ConfigError, redact_secrets
 
 __all__ = ["journal_app"]
 
@@ -41,7 +41,7 @@ def verify(
     try:
         trust = load_certificates(tsa_trust or [cfg.resolve_path(p) for p in cfg.seal.tsa_trust])
         report = verify_seals(engine, lag_seconds=cfg.seal.lag_seconds if lag is None else lag, trust=trust)
-    except (OSError, ValueError) as exc:
+    except (ConfigError, OSError, ValueError) as exc:
         console.print(f"[red]cannot read the TSA's trust anchors: {exc}[/red]")
         raise typer.Exit(2) from exc
     except SQLAlchemyError as exc:

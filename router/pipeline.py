@@ -29,8 +29,8 @@ from schemas.limits import Limits
 from schemas.payloads import PayloadStore
 from schemas.validation import check_envelope
 from signing import RouteSigners, SignerTable
+from signing.certs import read_certificates
 from signing.incoming import IncomingCheck, describe_report
-from signing.inventory import load_certificates
 
 __all__ = ["Pipeline", "StageTimer", "signer_table"]
 
@@ -67,9 +67,9 @@ class Pipeline:
         self.trust = list(trust)  # resolved paths of verify.trust
         for path in self.trust:  # read once now: a missing or wrong anchor file stops the start, named
             try:
-                load_certificates(path)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"signing.verify.trust: cannot read trust anchors from {path}: {exc}") from exc
+                read_certificates(path)
+            except ConfigError as exc:
+                raise ConfigError(f"signing.verify.trust: {exc}") from exc
 
     def signers(self) -> RouteSigners:
         """A new set of signer objects, for one worker."""
@@ -79,7 +79,7 @@ class Pipeline:
         """A signature checker of the worker's own (asn1crypto parses lazily: not shared); None: no anchors."""
         if not self.trust:
             return None
-        return IncomingCheck([cert for path in self.trust for cert in load_certificates(path)], self.verify.files)
+        return IncomingCheck([cert for path in self.trust for cert in read_certificates(path)], self.verify.files)
 
     # -- validate (at intake) -------------------------------------------------------------------
     def admit(self, env: Envelope) -> Route:

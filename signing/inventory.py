@@ -14,11 +14,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from asn1crypto import pem, x509
+from asn1crypto import x509
 
-__all__ = ["CertificateInfo", "ExpiryWatch", "describe", "inventory", "load_certificates"]
+__all__ = ["CertificateInfo", "ExpiryWatch", "describe", "inventory"]
 
 log = logging.getLogger("kurier.certificates")
 
@@ -58,18 +57,6 @@ def describe(cert: x509.Certificate, holder: str) -> CertificateInfo:
         sha256=hashlib.sha256(cert.dump()).hexdigest(),
     )
 
-
-def load_certificates(path: Path) -> list[x509.Certificate]:
-    """The certificates of a PEM bundle or a DER file; a file with none is an error that names it."""
-    data = path.read_bytes()
-    if pem.detect(data):
-        certs = [x509.Certificate.load(der) for kind, _, der in pem.unarmor(data, multiple=True)
-                 if kind == "CERTIFICATE"]
-    else:
-        certs = [x509.Certificate.load(data)]
-    if not certs:
-        raise ValueError(f"{path} holds no certificate")
-    return certs
 
 
 class ExpiryWatch:

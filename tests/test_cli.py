@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from adapters.filedrop.testing import SampleDocument, write_document
 from router.cli import app
-from signing.inventory import load_certificates
+from signing.certs import read_certificates
 from tests.helpers import wait_until
 
 runner = CliRunner()
@@ -47,7 +47,7 @@ def test_demo_delivers_every_valid_document_and_refuses_every_bad_one(tmp_path: 
     delivered = sorted((tmp_path / "demo" / "outbox" / "region").glob("*.pdf"))
     assert delivered
     with PkiServer(pki):
-        [report] = validate_pdf(delivered[0], [load_certificates(pki.root)[0]])
+        [report] = validate_pdf(delivered[0], read_certificates(pki.root))
     assert report.ok and report.signer_eik == "000695616" and report.level == "B-T"
 
 
@@ -103,7 +103,7 @@ def test_check_config_says_what_signs_each_route_and_checks_the_trust_anchors(tm
     config = _config(tmp_path, signing=signing)
     # Given the trust anchors are not there, the check says which file and why
     missing = runner.invoke(app, ["check-config", "-c", str(config)], env={"COLUMNS": "200"})
-    assert missing.exit_code == 2 and "cannot read trust anchors" in missing.output and "roots.pem" in missing.output
+    assert missing.exit_code == 2 and "signing.verify.trust: cannot read certificates" in missing.output and "roots.pem" in missing.output
     # When they are, it says what signs each route and how incoming signatures are checked
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization

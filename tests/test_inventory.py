@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from signing.inventory import ExpiryWatch, describe, inventory, load_certificates
+from schemas.errors import ConfigError
+from signing.certs import read_certificates
+from signing.inventory import ExpiryWatch, describe, inventory
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -62,9 +64,9 @@ def test_certificates_load_from_a_pem_bundle_and_a_file_without_one_is_named(tmp
 
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(pem.armor("CERTIFICATE", a.dump()) + pem.armor("CERTIFICATE", b.dump()))
-    assert [c.subject.human_friendly for c in load_certificates(bundle)] == [a.subject.human_friendly,
+    assert [c.subject.human_friendly for c in read_certificates(bundle)] == [a.subject.human_friendly,
                                                                             b.subject.human_friendly]
     empty = tmp_path / "empty.pem"
     empty.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(ValueError, match=r"empty\.pem holds no certificate"):
-        load_certificates(empty)
+    with pytest.raises(ConfigError, match=r"empty\.pem: no certificate in it"):
+        read_certificates(empty)

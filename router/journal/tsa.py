@@ -42,17 +42,10 @@ def stamp_head(stamper: TimeStamper, head: str) -> tuple[bytes, datetime]:
 
 
 def load_certificates(paths: Sequence[Path]) -> list[x509.Certificate]:
-    """Trust anchors from PEM or DER files (a PEM file may hold several)."""
-    from asn1crypto import pem, x509
+    """The TSA's trust anchors from PEM or DER files (a PEM file may hold several)."""
+    from signing.certs import read_certificates
 
-    certs: list[x509.Certificate] = []
-    for path in paths:
-        data = path.read_bytes()
-        if pem.detect(data):
-            certs += [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-        else:
-            certs.append(x509.Certificate.load(data))
-    return certs
+    return [cert for path in paths for cert in read_certificates(path)]
 
 
 @dataclass(frozen=True)
