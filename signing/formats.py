@@ -78,13 +78,18 @@ def validate_document(path: Path, trust_roots: list[x509.Certificate], fmt: str 
     return reports
 
 
-def sign_pades(key: KeySource, source: Path, output: Path, options: SignOptions) -> None:
+def pades_signer(key: KeySource, options: SignOptions) -> Any:
+    """A :class:`~signing.pades.PadesSigner` for ``options``; keep it to sign many (it prepares its CMS once)."""
     from signing.pades import PadesSettings, PadesSigner
 
     settings = PadesSettings(level=options.level, tsa_url=options.tsa_url, reason=options.reason,
                              location=options.location, signer_name=options.signer_name,
                              **({"field_name": options.field_name} if options.field_name else {}))
-    PadesSigner(key, settings, trust_roots=list(options.trust_roots)).sign_file(source, output)
+    return PadesSigner(key, settings, trust_roots=list(options.trust_roots))
+
+
+def sign_pades(key: KeySource, source: Path, output: Path, options: SignOptions) -> None:
+    pades_signer(key, options).sign_file(source, output)
 
 
 def sign_xades_file(key: KeySource, source: Path, output: Path, options: SignOptions) -> None:

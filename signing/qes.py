@@ -96,13 +96,13 @@ class QesSigner:
     def _pades_signer(self) -> Any:
         if self._pades is None:  # kept: it prepares the CMS around the signature once per certificate
             from signing.certs import read_certificates
-            from signing.pades import PadesSettings, PadesSigner
+            from signing.formats import SignOptions, pades_signer
 
             s = self.settings
-            pades = PadesSettings(level=s.level, tsa_url=s.tsa_url, reason=s.reason, location=s.location,
-                                  signer_name=s.signer_name, **({"field_name": s.field_name} if s.field_name else {}))
-            roots = [cert for path in s.trust for cert in read_certificates(path)]
-            self._pades = PadesSigner(self.key(), pades, trust_roots=roots)
+            roots = tuple(cert for path in s.trust for cert in read_certificates(path))
+            self._pades = pades_signer(self.key(), SignOptions(
+                level=s.level, tsa_url=s.tsa_url, trust_roots=roots, reason=s.reason, location=s.location,
+                signer_name=s.signer_name, field_name=s.field_name))
         return self._pades
 
     def sign(self, envelope: Envelope, store: PayloadStore) -> SignResult:
