@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from router.journal import Journal, StageEvent
 from router.journal.seal import block_head
-from router.journal.tables import events, journal_seals
+from router.journal.tables import events, journal_seals, status_changes
 from tests.helpers import envelope
 
 __all__ = ["LocalCa", "LocalTsa", "add_documents", "event_ids", "insert_event", "make_ca", "rechain_from", "start_tsa",
@@ -161,3 +161,15 @@ def start_tsa(ca: LocalCa) -> Iterator[LocalTsa]:
         server.shutdown()
         server.server_close()
 
+
+def sealed_rows(journal: Journal) -> int:
+    """How many evidence rows the journal's seal blocks cover."""
+    with journal.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(journal_seals.c.row_count), 0))).scalar() or 0)
+
+
+def all_sealed(journal: Journal) -> bool:
+    """Whether every evidence row (stage events, statuses) is in a seal block."""
+    with journal.engine.connect() as conn:
+        rows = sum(conn.execute(select(func.count()).select_from(t)).scalar() or 0 for t in (events, status_changes))
+    return sealed_rows(journal) == rows

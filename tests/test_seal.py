@@ -26,10 +26,12 @@ from tests.helpers import wait_until
 from tests.seal_fixtures import (
     LocalTsa,
     add_documents,
+    all_sealed,
     event_ids,
     insert_event,
     make_ca,
     rechain_from,
+    sealed_rows,
     start_tsa,
     wipe_seals,
 )
@@ -243,7 +245,7 @@ def test_the_sealer_continues_its_chain_after_a_restart(journal: Journal, tmp_pa
         add_documents(journal, documents)
         with journal.engine.connect() as conn:
             target = conn.execute(select(func.count()).select_from(events)).scalar()
-        wait_until(lambda: _sealed(journal) == 2 * target, timeout=20, what="rows sealed")
+        wait_until(lambda: sealed_rows(journal) == 2 * target, timeout=20, what="rows sealed")
         stop.set()
         sealer.join(timeout=10)
         engine_owner.dispose()
@@ -259,17 +261,6 @@ def test_the_sealer_continues_its_chain_after_a_restart(journal: Journal, tmp_pa
     assert (code, report["rows"]) == (0, 34)
 
 
-def _sealed(journal: Journal) -> int:
-    with journal.engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(journal_seals.c.row_count), 0))).scalar() or 0)
-
-
-def _all_sealed(journal: Journal) -> bool:
-    with journal.engine.connect() as conn:
-        rows = sum(conn.execute(select(func.count()).select_from(t)).scalar() or 0 for t in (events, status_changes))
-    return _sealed(journal) == rows
-
-
 def _hub_round(tmp_path: Path, backend: dict[str, str], delivered: int) -> None:
     """A hub started, three documents through it, every row it journaled sealed by its sealer, stopped."""
     from router.hub import Hub
@@ -282,7 +273,7 @@ def _hub_round(tmp_path: Path, backend: dict[str, str], delivered: int) -> None:
         for _ in range(3):
             hub.submit(envelope())
         wait_until(lambda: hub.journal.count(status="delivered") == delivered, what="delivered")
-        wait_until(lambda: _all_sealed(hub.journal), timeout=20, what="the hub's rows sealed")
+        wait_until(lambda: all_sealed(hub.journal), timeout=20, what="the hub's rows sealed")
     finally:
         hub.stop()
 
@@ -303,7 +294,7 @@ def test_the_seal_command_seals_what_is_committed(journal: Journal, tmp_path: Pa
     add_documents(journal, 4)
     result = runner.invoke(app, ["journal", "seal", "-c", str(_config(tmp_path, journal))])
     assert result.exit_code == 0 and "8 row(s) sealed" in result.output
-    assert _sealed(journal) == 8
+    assert sealed_rows(journal) == 8
 
 
 def test_two_sealers_racing_write_one_chain(journal: Journal, tmp_path: Path) -> None:
@@ -323,7 +314,7 @@ def test_two_sealers_racing_write_one_chain(journal: Journal, tmp_path: Path) ->
         thread.start()
     for _ in range(15):
         add_documents(journal, 3)
-    wait_until(lambda: _all_sealed(journal), timeout=20, what="everything sealed")
+    wait_until(lambda: all_sealed(journal), timeout=20, what="everything sealed")
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
