@@ -41,7 +41,7 @@ __all__ = ["ALL_ROLES", "Hub"]
 
 log = logging.getLogger("kurier.hub")
 
-ALL_ROLES = frozenset({"process", "deliver", "sweep", "sources"})
+ALL_ROLES = frozenset({"process", "deliver", "sweep", "seal", "sources"})
 
 
 
@@ -90,6 +90,9 @@ class Hub:
         if migrate:
             self.journal.upgrade()
         self.broker.declare()
+        spawn = "sources" in roles and self.config.processing.worker_processes
+        if spawn:
+            roles = roles - {"seal"}  # the sealer gets a process of its own (procs.spawn_hub_processes)
         common = dict(config=self.config, journal=self.journal, metrics=self.metrics, stop=self._stop)
         self._threads = []
         if "process" in roles:
@@ -109,20 +112,20 @@ class Hub:
             from router.certificates import CertificateWatch
 
             self._threads.append(CertificateWatch(self.config, self._stop, self.metrics.set_certificates))
-            if self.config.seal.enabled:
-                from router.sealer import Sealer
+        if "seal" in roles and self.config.seal.enabled:
+            from router.sealer import Sealer
 
-                self._threads.append(Sealer(self.journal.engine, self.config.seal, self._stop))
+            self._threads.append(Sealer(self.journal.engine, self.config.seal, self._stop))
         for thread in self._threads:
             thread.start()
         if "sources" in roles:
             for source in self.sources.values():
                 source.start(self)
         self._children = []
-        if "sources" in roles and self.config.processing.worker_processes:
-            from router.procs import spawn_workers
+        if spawn:
+            from router.procs import spawn_hub_processes
 
-            self._children = spawn_workers(self.config, self.config.processing.worker_processes)
+            self._children = spawn_hub_processes(self.config, self.config.processing.worker_processes)
         self.started = True
         log.info("Kurier started: journal %s, broker %s, %d source(s), %d destination(s)",
                  self.journal.engine.url.render_as_string(hide_password=True),

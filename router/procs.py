@@ -19,7 +19,7 @@ from typing import Any
 from router.config import KurierConfig
 from router.runtime import settle_heap
 
-__all__ = ["spawn_workers", "stop_workers"]
+__all__ = ["spawn_hub_processes", "spawn_workers", "stop_workers"]
 
 log = logging.getLogger("kurier.procs")
 
@@ -49,17 +49,29 @@ def _child(data: dict[str, Any], roles: list[str], parent: int) -> None:
     hub.stop()
 
 
-def spawn_workers(config: KurierConfig, count: int,
-                  roles: tuple[str, ...] = ("process", "deliver")) -> list[BaseProcess]:
+def spawn_workers(config: KurierConfig, count: int, roles: tuple[str, ...] = ("process", "deliver"),
+                  name: str = "kurier-worker") -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
     children: list[BaseProcess] = []
     for i in range(count):
         # The parent's pid from here, not getppid() in the child: the parent may die while the child starts.
         child = ctx.Process(target=_child, args=(_config_data(config), list(roles), os.getpid()),
-                            name=f"kurier-worker-{i + 1}", daemon=True)
+                            name=f"{name}-{i + 1}", daemon=True)
         child.start()
         children.append(child)
-    log.info("started %d worker process(es)", count)
+    log.info("started %d %s process(es)", count, name.removeprefix("kurier-"))
+    return children
+
+
+def spawn_hub_processes(config: KurierConfig, count: int) -> list[BaseProcess]:
+    """``count`` worker processes and, when the journal is sealed, the sealer in a process of its own.
+
+    The sealer reads back and hashes every evidence row: in the intake's process it took a fifth of the
+    interpreter the intake needs, and in a worker's it would lengthen that worker's batches.
+    """
+    children = spawn_workers(config, count)
+    if config.seal.enabled:
+        children += spawn_workers(config, 1, roles=("seal",), name="kurier-sealer")
     return children
 
 

@@ -13,9 +13,11 @@ from router.hub import Hub
 from router.journal import StageEvent
 from router.messages import inbound_messages
 from router.queues import Broker, ConfirmingPublisher
+from router.sealer import Sealer
 from schemas.envelope import Party
 from schemas.errors import Refused
 from tests.helpers import OTHER, REGION, delete_queues, envelope, hub_config, unique, wait_until
+from tests.seal_fixtures import all_sealed
 
 
 def _one_sink(name: str) -> dict[str, Any]:
@@ -191,6 +193,10 @@ def test_worker_processes_share_the_work_on_rabbitmq(tmp_path: Path, amqp_url: s
         intake = {s.actor for d in details if d for s in d.statuses if s.status.value == "accepted"}
         workers = {e.actor for d in details if d for e in d.events}
         assert intake == {hub.actor} and workers and hub.actor not in workers  # processing and delivery in the children
+        # The sealer hashes every evidence row: a process of its own, off the intake's interpreter
+        assert [c.name for c in hub._children] == ["kurier-worker-1", "kurier-worker-2", "kurier-sealer-1"]
+        assert not any(isinstance(t, Sealer) for t in hub._threads)
+        wait_until(lambda: all_sealed(hub.journal), timeout=30, what="every evidence row sealed by the sealer process")
     finally:
         hub.stop()
         delete_queues(config)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["bench_hub", "delivered_at", "epoch", "wait_delivered"]
 
-WORKER_ROLES = frozenset({"process", "deliver", "sweep"})
+WORKER_ROLES = frozenset({"process", "deliver", "sweep", "seal"})
 
 
 @contextmanager
@@ -76,7 +76,7 @@ def bench_hub(base: KurierConfig, processes: int, connections: dict[str, dict[st
     The caller starts the sources (``hub.sources``) when its clock starts.
     """
     from router.hub import Hub
-    from router.procs import spawn_workers, stop_workers
+    from router.procs import spawn_hub_processes, stop_workers
 
     with tempfile.TemporaryDirectory(prefix="kurier-bench-") as tmp, _scratch_journal(base.journal_url) as url:
         config = load_config(
@@ -96,7 +96,7 @@ def bench_hub(base: KurierConfig, processes: int, connections: dict[str, dict[st
         try:
             if processes:
                 hub.start(roles=frozenset({"sweep"}))
-                children = spawn_workers(config, processes)
+                children = spawn_hub_processes(config, processes)
                 _wait_for_consumers(hub, processes)
             else:
                 hub.start(roles=WORKER_ROLES)
