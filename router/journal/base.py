@@ -56,6 +56,7 @@ class JournalBase:
     """The engine and the actor; the parts of the journal are mixins over this."""
 
     engine: Engine
+    reader: Engine  # the same pool, autocommit: a one-statement look-up costs one round trip, not three
     actor: str
 
     # -- helpers --------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class StageJournal(JournalBase):
     # -- processing -----------------------------------------------------------------------------
     def statuses(self, envelope_ids: Iterable[str]) -> dict[str, str]:
         result: dict[str, str] = {}
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             for chunk in chunks(sorted(set(envelope_ids)), 500):
                 query = select(envelopes.c.id, envelopes.c.status).where(one_of(conn, envelopes.c.id, chunk))
                 for row in conn.execute(query):
@@ -118,7 +118,7 @@ class StageJournal(JournalBase):
         # envelope's deliveries: one that is its envelope's only delivery settles it without a look-up.
         envelope_ids = sorted({did.rpartition(":")[0] for did in wanted})
         rows: list[Any] = []
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             for chunk in chunks(envelope_ids, 500):
                 rows += conn.execute(
                     select(deliveries.c.id, deliveries.c.envelope_id, deliveries.c.status, deliveries.c.attempts)
