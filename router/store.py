@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from schemas.payloads import StoredFile
 __all__ = ["FileStore", "StoredFile"]
 
 _CHUNK = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class FileStore:
@@ -33,16 +35,19 @@ class FileStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        return Path(self._path(sha256))
+
+    def _path(self, sha256: str) -> str:
+        if not _SHA256.fullmatch(sha256):
             raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return os.path.join(self.root, sha256[:2], sha256[2:4], sha256)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
     def size(self, sha256: str) -> int | None:
         try:
-            return self.path(sha256).stat().st_size
+            return os.stat(self._path(sha256)).st_size  # on every document's intake: no Path objects
         except FileNotFoundError:
             return None
 

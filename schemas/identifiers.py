@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -24,6 +25,7 @@ def _check_digit(digits: str, weights: tuple[int, ...], fallback: tuple[int, ...
     return total
 
 
+@functools.lru_cache(maxsize=4096)  # a hub sees the same few hundred administrations again and again
 def _eik_problem(value: str) -> str | None:
     # ASCII digits only: str.isdigit() would let full-width and other Unicode digits through.
     if not re.fullmatch(r"[0-9]{9}|[0-9]{13}", value):
