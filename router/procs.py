@@ -23,6 +23,8 @@ __all__ = ["spawn_hub_processes", "spawn_workers", "stop_workers"]
 
 log = logging.getLogger("kurier.procs")
 
+SEALER_NICE = 10  # of the sealer's process: background work, behind the documents' (see spawn_hub_processes)
+
 
 def _config_data(config: KurierConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"api", "config_file"})
@@ -30,9 +32,11 @@ def _config_data(config: KurierConfig) -> dict[str, Any]:
     return data
 
 
-def _child(data: dict[str, Any], roles: list[str], parent: int) -> None:
+def _child(data: dict[str, Any], roles: list[str], parent: int, nice: int = 0) -> None:
     from router.hub import Hub
 
+    if nice:
+        os.nice(nice)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -50,12 +54,12 @@ def _child(data: dict[str, Any], roles: list[str], parent: int) -> None:
 
 
 def spawn_workers(config: KurierConfig, count: int, roles: tuple[str, ...] = ("process", "deliver"),
-                  name: str = "kurier-worker") -> list[BaseProcess]:
+                  name: str = "kurier-worker", nice: int = 0) -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited sockets or threads
     children: list[BaseProcess] = []
     for i in range(count):
         # The parent's pid from here, not getppid() in the child: the parent may die while the child starts.
-        child = ctx.Process(target=_child, args=(_config_data(config), list(roles), os.getpid()),
+        child = ctx.Process(target=_child, args=(_config_data(config), list(roles), os.getpid(), nice),
                             name=f"{name}-{i + 1}", daemon=True)
         child.start()
         children.append(child)
@@ -67,11 +71,12 @@ def spawn_hub_processes(config: KurierConfig, count: int) -> list[BaseProcess]:
     """``count`` worker processes and, when the journal is sealed, the sealer in a process of its own.
 
     The sealer reads back and hashes every evidence row: in the intake's process it took a fifth of the
-    interpreter the intake needs, and in a worker's it would lengthen that worker's batches.
+    interpreter the intake needs, and in a worker's it would lengthen that worker's batches. It runs
+    niced: its work may wait seconds (``seal.lag_seconds`` allows minutes), a document's should not.
     """
     children = spawn_workers(config, count)
     if config.seal.enabled:
-        children += spawn_workers(config, 1, roles=("seal",), name="kurier-sealer")
+        children += spawn_workers(config, 1, roles=("seal",), name="kurier-sealer", nice=SEALER_NICE)
     return children
 
 
