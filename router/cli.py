@@ -401,15 +401,17 @@ def bench(
     journal = redact_secrets(cfg.journal_url, limit=None) if cfg.journal_url else "SQLite (embedded)"
     console.print(f"transport {redact_secrets(cfg.broker_url, limit=None)}, journal {journal}, {count} documents")
     with console.status("baseline: one bare hop…"):
-        base = run_baseline(cfg.broker_url, count)
+        before = run_baseline(cfg.broker_url, count, ", before")
     with console.status("Kurier: the whole pipeline at full load, then at half load…"):
         full, half = run_direct(cfg, count, workers, half_load_seconds)
     filedrop = None
     if source == BenchSource.filedrop:
         with console.status("Kurier: files in an inbox → files in an outbox…"):
             filedrop = run_filedrop(cfg, count, workers)
+    with console.status("baseline again: one bare hop…"):
+        after = run_baseline(cfg.broker_url, count, ", after")
     coarse = (cfg.journal_url or "").startswith(("mysql", "mariadb"))
-    if report(console, base, full, half, filedrop, coarse_clock=coarse):
+    if report(console, [before, after], full, half, filedrop, coarse_clock=coarse):
         raise typer.Exit(1)
 
 

@@ -24,14 +24,17 @@ def test_bench_with_the_file_drop_prints_every_row_on_the_embedded_defaults(
     # When the bench runs with the file-drop path too
     result = runner.invoke(app, ["bench", "--source", "filedrop", "-n", "200", "--half-load-seconds", "1"],
                            env={"COLUMNS": "250"})
-    # Then it prints the bare hop, Kurier at full and at half load, and the file drop, each with all 200
+    # Then it prints the bare hop (before Kurier and after), Kurier at full and at half load, and the file
+    # drop, each with all 200
     assert result.exit_code == 0, result.output
     first_table = result.output.split("└")[0]
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in first_table.splitlines()
             if line.startswith("│")}
     assert [name.split(" (")[0].split(":")[0] for name in rows] == [
-        "bare hop", "Kurier at full load", "Kurier at half load", "Kurier file drop"]
+        "bare hop", "bare hop", "Kurier at full load", "Kurier at half load", "Kurier file drop"]
+    assert [name.rsplit(", ", 1)[-1] for name in list(rows)[:2]] == ["before", "after"]
     assert all(count == "200" for count in rows.values())
+    assert "its runs pooled" in result.output  # the yardstick: the bare hop before and after, pooled
     assert "ratio: Kurier / bare hop =" in result.output and "ratio: file drop / bare hop =" in result.output
     assert "half load: p50" in result.output and "documents/s offered" in result.output
     # and where a document's time goes, hop by hop

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from router.bench.baseline import pooled
 from router.bench.results import BenchResult
 
 __all__ = ["report"]
@@ -21,10 +22,11 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "—"
 
 
-def report(console: Console, base: BenchResult, full: BenchResult, half: BenchResult,
+def report(console: Console, baselines: list[BenchResult], full: BenchResult, half: BenchResult,
            filedrop: BenchResult | None = None, *, coarse_clock: bool = False) -> list[BenchResult]:
     """Print the runs; return those that delivered fewer documents than went in."""
-    results = [base, full, half, *([filedrop] if filedrop else [])]
+    base = pooled(baselines)
+    results = [*baselines, full, half, *([filedrop] if filedrop else [])]
     caption = ("latency: the baseline's is one hop's own handling time; Kurier's is each document's, from "
                "submitted to journaled as delivered")
     if filedrop:
@@ -40,7 +42,8 @@ def report(console: Console, base: BenchResult, full: BenchResult, half: BenchRe
             stages.add_row(label, *(f"{v:.1f}" for v in (*at_full, *at_half)))
         console.print(stages)
     for r, what in ((full, "Kurier"), *([(filedrop, "file drop")] if filedrop else [])):
-        console.print(f"ratio: {what} / bare hop = [bold]{r.rate / base.rate if base.rate else 0.0:.2f}[/bold]")
+        console.print(f"ratio: {what} / bare hop = [bold]{r.rate / base.rate if base.rate else 0.0:.2f}[/bold]"
+                      f" (bare hop {base.rate:,.0f}/s, its runs pooled)")
     console.print(f"half load: p50 {half.p50_ms or 0:.1f} ms, p99 [bold]{half.p99_ms or 0:.1f} ms[/bold] at "
                   f"{half.offered or 0:,.0f} documents/s offered")
     if coarse_clock:
