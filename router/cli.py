@@ -21,6 +21,7 @@ from rich.table import Table
 
 from router.cli_journal import journal_app
 from router.cli_signing import register as register_signing
+from router.cli_wire import register as register_wire
 from router.config import KurierConfig, load_config
 from schemas.errors import ConfigError, KurierError, redact_secrets
 
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="The journal's database schema.", no_args_is_help=True
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 register_signing(app)  # kurier pki init, kurier sign, kurier verify
+register_wire(messages_app)  # kurier messages wire
 app.add_typer(journal_app, name="journal")
 console = Console()
 
@@ -292,10 +294,18 @@ def messages_list(
     eik: Annotated[str | None, typer.Option(help="sender or recipient EIK")] = None,
     status: Annotated[str | None, typer.Option(help="received, routed, delivered, refused, failed")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array of the messages, for scripts")] = False,
 ) -> None:
     """Search the journal, newest first."""
     with _journal(config) as journal:
         rows = journal.search(text=query, guid=guid, reg_number=reg_number, eik=eik, status=status, limit=limit)
+    if as_json:
+        import dataclasses
+        import json
+
+        print(json.dumps([dataclasses.asdict(r) for r in rows], ensure_ascii=False, indent=1,
+                         default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+        return
     table = _table(f"{len(rows)} message(s)", "id", "received", "status", "from → to", "reg. number",
                    "kind: subject / error", whole=2)
     for r in rows:

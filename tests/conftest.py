@@ -77,7 +77,8 @@ def _fresh(url: str) -> str:
     """Empty the journal's tables so each test starts from nothing (the schema stays)."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        for table in ("events", "deliveries", "envelopes", "envelope_data", "status_changes", "journal_seals"):
+        for table in ("events", "deliveries", "envelopes", "envelope_data", "status_changes", "journal_seals",
+                      "wire_messages"):
             try:
                 with conn.begin_nested():
                     conn.execute(text(f"DELETE FROM {table}"))

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from router.journal import Journal, StageEvent
 from router.journal.seal import block_head
-from router.journal.tables import events, journal_seals, status_changes
+from router.journal.tables import events, journal_seals, status_changes, wire_messages
 from tests.helpers import envelope
 
 __all__ = ["LocalCa", "LocalTsa", "add_documents", "event_ids", "insert_event", "make_ca", "rechain_from", "start_tsa",
@@ -33,6 +33,7 @@ def wipe_seals(journal: Journal) -> None:
     """The shared test databases keep tables between tests (conftest empties the others)."""
     with journal.engine.begin() as conn:
         conn.execute(delete(journal_seals))
+        conn.execute(delete(wire_messages))
 
 
 def add_documents(journal: Journal, count: int) -> None:
@@ -171,5 +172,6 @@ def sealed_rows(journal: Journal) -> int:
 def all_sealed(journal: Journal) -> bool:
     """Whether every evidence row (stage events, statuses) is in a seal block."""
     with journal.engine.connect() as conn:
-        rows = sum(conn.execute(select(func.count()).select_from(t)).scalar() or 0 for t in (events, status_changes))
+        rows = sum(conn.execute(select(func.count()).select_from(t)).scalar() or 0
+                   for t in (events, status_changes, wire_messages))
     return sealed_rows(journal) == rows

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, Table
+from sqlalchemy import Column, Date, DateTime, LargeBinary, Table
 
-from router.journal.tables import events, status_changes
+from router.journal.tables import events, status_changes, wire_messages
 
 __all__ = ["EVIDENCE", "Evidence", "row_bytes", "row_hash"]
 
@@ -30,6 +30,22 @@ def _datetime(value: datetime) -> str:
 
 def _date(value: date) -> str:
     return value.isoformat()
+
+
+def _binary(value: bytes) -> str:
+    # A stored message's bytes enter the row's hash as their SHA-256: the same proof, a row of fixed size.
+    return hashlib.sha256(bytes(value)).hexdigest()
+
+
+def _normaliser(column: Column[Any]) -> Callable[[Any], str] | None:
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return _datetime
+    if isinstance(kind, Date):
+        return _date
+    if isinstance(kind, LargeBinary) or isinstance(getattr(kind, "impl", None), LargeBinary):
+        return _binary
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,18 +63,19 @@ class Evidence:
 
 def _evidence(table: Table, key: str, *, leave_out: Sequence[str] = ()) -> Evidence:
     cols = (table.c[key], *(c for c in table.c if c.name != key and c.name not in leave_out))
-    normalise = tuple((i, _datetime if isinstance(c.type, DateTime) else _date) for i, c in enumerate(cols)
-                      if isinstance(c.type, DateTime | Date))
+    normalise = tuple((i, fn) for i, c in enumerate(cols) if (fn := _normaliser(c)) is not None)
     return Evidence(table.name, table, table.c[key], cols, table.c["at"], normalise)
 
 
 #: The sealed tables, in the order a block lists them. Stage events (deliveries' included) are written
 #: once and never changed. A status row is too, apart from ``told_at``/``tell_error``: the notifier's
 #: bookkeeping of telling the source, set later; sealing them would report every told status as changed.
-#: ``deliveries`` is a row of current state, updated at each try; its history is in ``events``.
+#: ``deliveries`` is a row of current state, updated at each try; its history is in ``events``. SEOS
+#: messages (``wire_messages``) are written once, their bytes and TLS certificate sealed by their SHA-256.
 EVIDENCE: tuple[Evidence, ...] = (
     _evidence(events, "id"),
     _evidence(status_changes, "seq", leave_out=("told_at", "tell_error")),
+    _evidence(wire_messages, "id"),
 )
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -42,6 +42,7 @@ _WHAT = {
     "refuse": "the refusal of a document",
     "record_plans": "the processing outcome(s)",
     "record_deliveries": "the delivery outcome(s)",
+    "record_wire": "the SEOS message's evidence",
     "retry": "the operator's retry",
     "touch": "the re-queue marks",
     "upgrade": "the schema migration",

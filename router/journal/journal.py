@@ -25,6 +25,7 @@ from router.journal.recovery import RecoveryJournal
 from router.journal.stages import StageJournal
 from router.journal.statuses import StatusJournal
 from router.journal.tables import events, metadata
+from router.journal.wire import WireJournal
 
 __all__ = ["Journal", "fingerprint", "retry_at"]
 
@@ -32,7 +33,7 @@ _ACTOR_CHARS: int = getattr(events.c.actor.type, "length", None) or 120
 
 
 @translate_errors
-class Journal(IntakeJournal, StageJournal, RecoveryJournal, StatusJournal, OperatorJournal):
+class Journal(IntakeJournal, StageJournal, RecoveryJournal, StatusJournal, OperatorJournal, WireJournal):
     """The journal on any SQLAlchemy database (SQLite by default, PostgreSQL or MariaDB by URL).
 
     Its public methods raise only Kurier's errors: :class:`~schemas.errors.Transient` when the database

@@ -141,3 +141,24 @@ journal_seals = Table(
     Column("tsa_token", _LongBlob),  # an RFC 3161 token over the head (DER), added at intervals
     Column("tsa_at", DateTime(timezone=True)),  # the token's time, for the operator; verify reads the token
 )
+
+# SEOS evidence (issue 6): the exact bytes of every message sent and received, with the TLS peer's
+# certificate, sealed like the events. ``envelope_id`` is NULL for a message no document could be found
+# for (a status request about an unknown document, a message refused before it was read).
+wire_messages = Table(
+    "wire_messages",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("envelope_id", String(32)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("direction", String(3), nullable=False),  # in, out
+    Column("message_type", String(40), nullable=False),  # MSG_DocumentRegistrationRequest, ...
+    Column("message_guid", String(38)),
+    Column("connection", String(64), nullable=False),  # the SEOS connection it went through
+    Column("peer", String(300), nullable=False),  # the peer's URL (out) or address (in)
+    Column("tls_certificate", _LongBlob),  # the TLS peer's certificate, DER
+    Column("sha256", String(64), nullable=False),  # of ``data``
+    Column("data", _LongBlob, nullable=False),  # the signed Message XML, byte for byte
+    Index("ix_wire_messages_envelope", "envelope_id", "id"),
+    Index("ix_wire_messages_guid", "message_guid"),
+)
