@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import tracemalloc
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from lxml import etree
@@ -141,6 +143,32 @@ def test_building_an_attachment_missing_from_the_store_names_it(store: FileStore
         build_message(message, store=FileStore(tmp_path / "empty"))
 
 
+class Trickle(io.BytesIO):
+    """A stream that answers every read with at most 1000 bytes, as a socket or an object store may."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        return super().read(1000 if size is None or size < 0 else min(size, 1000))
+
+
+class TricklingStore(FileStore):
+    def open(self, sha256: str) -> BinaryIO:
+        return Trickle(self.read_bytes(sha256))
+
+
+def test_an_attachment_read_from_a_store_in_short_pieces_is_written_intact(tmp_path: Path) -> None:
+    # Given a store whose streams return short reads (not whole base64 triplets)
+    store = TricklingStore(tmp_path / "store")
+    data = os.urandom(10_001)
+    stored = store.put_bytes(data)
+    message = registration(store)
+    document = message.body.document.model_copy(update={"attachments": [AttachmentRef(  # type: ignore[union-attr]
+        file_name="a.bin", size=stored.size, sha256=stored.sha256)]})
+    message = message.model_copy(update={"body": DocumentRegistrationRequest(document=document, comment="")})
+    # When it is written, Then the body decodes to the very bytes
+    back = parse_message(build_message(message, store=store), store=FileStore(tmp_path / "other"))
+    assert back == message
+
+
 # --- reading back -------------------------------------------------------------------------------------
 
 
@@ -256,6 +284,29 @@ def test_a_signed_message_still_validates_and_parses(pki: SignerPki, store: File
     assert verify_seos_message(signed, trust_roots=[pki.root]).report.ok
     assert schema.validate(etree.fromstring(signed)), schema.error_log
     assert parse_message(signed, store=store) == message
+
+
+def test_a_signed_registration_request_with_its_file_reads_the_same_both_ways(
+        pki: SignerPki, store: FileStore, tmp_path: Path) -> None:
+    # Given a signed registration request with an attachment, on disk as received
+    message = registration(store)
+    signed = sign_seos_message(build_message(message, store=store), pki.signer)
+    wire = tmp_path / "signed.xml"
+    wire.write_bytes(signed)
+    # Then the in-memory and the streaming reader both read what was built (the signature left to signing/)
+    assert parse_message(signed, store=store) == message
+    assert read_message(wire, store=FileStore(tmp_path / "other"), max_bytes=1 << 20) == message
+
+
+def test_elements_in_the_wrong_namespace_are_refused(store: FileStore) -> None:
+    # Given a peer that puts the register URI's parts in the SEOS namespace (schema-invalid)
+    peer = seos_message().decode().replace(
+        "<DocumentNumber><DocNumber>ОА-01-123</DocNumber><DocDate>2026-12-01</DocDate></DocumentNumber>",
+        "<DocumentURI><RegisterIndex>1</RegisterIndex></DocumentURI>")
+    # Then the refusal names the element and its namespace
+    error = refused(peer.encode(), store)
+    assert "DocID/DocumentURI has an unexpected element 'RegisterIndex'" in str(error)
+    assert "http://schemas.egov.bg/messaging/v1" in str(error)
 
 
 # --- large attachments --------------------------------------------------------------------------------

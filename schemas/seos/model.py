@@ -67,7 +67,8 @@ class ErrorType(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Stripped as the envelope's are (and as the reader reads xsd:string), so a message reads back equal.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class Entity(_Model):

@@ -75,7 +75,7 @@ class _At:
             if not isinstance(child.tag, str):
                 continue
             qname = etree.QName(child)
-            if qname.localname not in allowed or qname.namespace not in (SEOS_NS, DURI_NS, _DS):
+            if qname.localname not in allowed or qname.namespace != _namespace(qname.localname):
                 raise _refuse(f"{path} has an unexpected element {qname.localname!r} (namespace {qname.namespace})")
 
     def find(self, name: str, ns: str = SEOS_NS) -> etree._Element | None:
@@ -131,6 +131,13 @@ class _At:
         return int(text)
 
 
+def _namespace(localname: str) -> str:
+    """The namespace an element of that name must be in: the register URI's parts and ds:Signature aside, SEOS's."""
+    if localname == "Signature":
+        return _DS
+    return DURI_NS if localname in _URI_PARTS else SEOS_NS
+
+
 def _guid(text: str, path: str) -> str:
     try:
         return normalize_guid(text)
@@ -146,6 +153,7 @@ def _choice(text: str, kind: type[_E], path: str) -> _E:
         raise _refuse(f"{path} {text!r} is not one of {allowed}") from None
 
 
+_URI_PARTS = ("RegisterIndex", "SequenceNumber", "ReceiptOrSigningDate")
 _ENTITY = ("Identifier", "AdministrativeBodyName", "GUID")
 _DOC_ID = ("DocumentNumber", "DocumentURI", "DocumentGUID")
 _DOCUMENT = ("DocID", "DocParentID", "DocKind", "DocCorrespondentList", "DocAttachmentList", "DocAbout",
@@ -228,7 +236,7 @@ def _doc_id(parent: _At, name: str, *, required: bool = True) -> DocumentId:
     assert at is not None
     number: DocumentNumber | DocumentURI | None = None
     num = at.sub("DocumentNumber", ("DocNumber", "DocDate"), required=False)
-    uri = at.sub("DocumentURI", ("RegisterIndex", "SequenceNumber", "ReceiptOrSigningDate"), required=False)
+    uri = at.sub("DocumentURI", _URI_PARTS, required=False)
     if num is not None and uri is not None:
         raise _refuse(f"{at.path} has both DocumentNumber and DocumentURI; one is allowed")
     if num is not None:

@@ -179,8 +179,13 @@ class _Writer:
                     raise Permanent(
                         f"attachment {att.file_name!r} ({att.sha256}) is not in the payload store") from None
                 with source:
+                    rest = b""  # a stream may return short reads: only whole triplets are encoded mid-body
                     while chunk := source.read(_CHUNK):
-                        self._xf.write(base64.b64encode(chunk).decode("ascii"))
+                        chunk = rest + chunk
+                        whole = len(chunk) // 3 * 3
+                        rest = chunk[whole:]
+                        self._xf.write(base64.b64encode(chunk[:whole]).decode("ascii"))
                         self._xf.flush()  # else lxml gathers the whole output before writing it
+                    self._xf.write(base64.b64encode(rest).decode("ascii"))
             self._leaf("AttComment", att.comment)
             self._leaf("AttMIMEType", att.mime_type)
