@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.envelope import AttachmentRef, Correspondent
 from schemas.identifiers import normalize_guid
@@ -189,14 +189,10 @@ class Header(_Model):
 
 
 class Message(_Model):
+    """One SEOS message; its ``MessageType`` follows from the body."""
+
     header: Header
     body: Body
-
-    @model_validator(mode="after")
-    def _known_body(self) -> Message:
-        if type(self.body) not in BODY_TYPES:  # pydantic may coerce a dict into any of them
-            raise ValueError(f"unknown SEOS message body {type(self.body).__name__}")
-        return self
 
     @property
     def message_type(self) -> MessageType:

@@ -10,7 +10,6 @@ store. Everything else becomes a small tree, read by the same code as ``parse_me
 
 from __future__ import annotations
 
-import binascii
 import tempfile
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -21,7 +20,7 @@ from schemas.errors import Permanent, Refused
 from schemas.limits import Limits
 from schemas.payloads import PayloadStore, StoredFile
 from schemas.seos.model import SEOS_NS, Message
-from schemas.seos.reader import decode_base64, message_from_tree
+from schemas.seos.reader import WHITESPACE, decode_base64, message_from_tree
 from schemas.xmlsafe import parse_xml
 
 __all__ = ["parse_message", "read_message"]
@@ -30,13 +29,8 @@ _WHAT = "the SEOS message"
 _FEED = 64 * 1024
 _ATT_BODY = tuple(f"{{{SEOS_NS}}}{n}" for n in ("Message", "Body", "DocumentRegistrationRequest", "Document",
                                                  "DocAttachmentList", "Attachment", "AttBody"))
-_WHITESPACE = str.maketrans("", "", " \t\r\n")
 _HOSTILE = ("a DOCTYPE (and so any entity declaration) is not allowed in a SEOS message; entities can read "
             "local files or expand into gigabytes")
-
-
-def _no_store(_element: etree._Element, _n: int, path: str) -> StoredFile:
-    raise Permanent(f"{path}: a payload store is needed to keep the message's attachments")
 
 
 def parse_message(data: bytes, *, max_bytes: int = Limits().max_xml_bytes,
@@ -49,7 +43,7 @@ def parse_message(data: bytes, *, max_bytes: int = Limits().max_xml_bytes,
 
     def bodies(element: etree._Element, _n: int, path: str) -> StoredFile:
         if store is None:
-            return _no_store(element, _n, path)
+            raise Permanent(f"{path}: a payload store is needed to keep the message's attachments")
         return store.put_bytes(decode_base64(element.text or "", path))
 
     return message_from_tree(root, bodies)
@@ -157,13 +151,10 @@ class _Base64File:
         self._path = f"Message/Body/DocumentRegistrationRequest/Document/DocAttachmentList/Attachment[{n}]/AttBody"
 
     def feed(self, text: str) -> None:
-        text = self._rest + text.translate(_WHITESPACE)
+        text = self._rest + text.translate(WHITESPACE)
         whole = len(text) // 4 * 4  # base64 decodes in quads: keep the tail for the next piece
         self._rest = text[whole:]
-        try:
-            self._file.write(binascii.a2b_base64(text[:whole], strict_mode=True))
-        except binascii.Error as exc:
-            raise Refused(f"SEOS message: {self._path} is not valid base64 ({exc})", code="invalid-seos") from None
+        self._file.write(decode_base64(text[:whole], self._path))
 
     def store(self, store: PayloadStore) -> StoredFile:
         try:

@@ -42,15 +42,15 @@ from schemas.seos.model import (
     MessageType,
 )
 
-__all__ = ["VERSIONS", "AttachmentBodies", "decode_base64", "message_from_tree"]
+__all__ = ["VERSIONS", "WHITESPACE", "AttachmentBodies", "decode_base64", "message_from_tree"]
 
 VERSIONS = frozenset({"1", "1.0"})  # the schema's "1", and the "1.0" that .NET peers write
 _DS = "http://www.w3.org/2000/09/xmldsig#"
 _DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?\s*$")
-_WHITESPACE = str.maketrans("", "", " \t\r\n")
+WHITESPACE = str.maketrans("", "", " \t\r\n")
 _E = TypeVar("_E", bound=StrEnum)
 
-#: Stores the body of the n-th attachment (0-based; its ``AttBody`` element at hand) and says where.
+#: Stores the n-th attachment's body (0-based), given its ``AttBody`` element and path; says where it is.
 AttachmentBodies = Callable[[etree._Element, int, str], StoredFile]
 
 
@@ -61,7 +61,7 @@ def _refuse(reason: str) -> Refused:
 def decode_base64(text: str, path: str) -> bytes:
     """Strict base64 (line breaks allowed, as Java peers wrap at 76 characters)."""
     try:
-        return binascii.a2b_base64(text.translate(_WHITESPACE), strict_mode=True)
+        return binascii.a2b_base64(text.translate(WHITESPACE), strict_mode=True)
     except binascii.Error as exc:
         raise _refuse(f"{path} is not valid base64 ({exc})") from None
 
@@ -231,8 +231,8 @@ def _body(message_type: MessageType, body: _At, bodies: AttachmentBodies) -> Bod
                  message_guid=None if guid is None else _guid(guid, f"{path}/MessageGUID"))
 
 
-def _doc_id(parent: _At, name: str, *, required: bool = True) -> DocumentId:
-    at = parent.sub(name, _DOC_ID, required=required)
+def _doc_id(parent: _At, name: str) -> DocumentId:
+    at = parent.sub(name, _DOC_ID)
     assert at is not None
     number: DocumentNumber | DocumentURI | None = None
     num = at.sub("DocumentNumber", ("DocNumber", "DocDate"), required=False)
