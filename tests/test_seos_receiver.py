@@ -1,0 +1,199 @@
+"""The receiver's checks: each with a real bad message, each getting the answer the protocol says."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from lxml import etree
+
+from adapters.seos.receiver import Decision, Participant, PeerPolicy, Receiver, Served
+from schemas.errors import Refused
+from schemas.identifiers import new_guid
+from schemas.seos import (
+    DocStatus,
+    Document,
+    DocumentId,
+    DocumentNumber,
+    DocumentRegistrationRequest,
+    DocumentStatusRequest,
+    DocumentStatusResponse,
+    Entity,
+    Error,
+    ErrorType,
+    Header,
+    Message,
+    build_message,
+    parse_message,
+)
+from signing.xmldsig import sign_seos_message, verify_seos_message
+from tests.xmlsig_fixtures import SEOS_XSD_DIR, SignerPki, pki, seos_schema  # noqa: F401 (the fixture)
+
+REGION = Entity(identifier="121759222", name="Областна администрация Видин", guid=new_guid())
+OTHER_SERVED = Entity(identifier="000056814", name="Община Белоградчик", guid=new_guid())
+PEER = Entity(identifier="000695235", name="Община Видин", guid=new_guid())
+
+
+class Registry:
+    def __init__(self, *entries: Participant) -> None:
+        self.entries = {p.guid: p for p in entries}
+
+    def participant(self, guid: str) -> Participant | None:
+        return self.entries.get(guid)
+
+
+def _serial(key: object) -> str:
+    return format(key.certificate().serial_number, "X")  # type: ignore[attr-defined]
+
+
+def _peer(pki: SignerPki, **changes: object) -> Participant:  # noqa: F811
+    values: dict[str, object] = {"eik": PEER.identifier, "guid": PEER.guid, "name": PEER.name,
+                                 "certificate_sn": _serial(pki.signer), "active": True}
+    values.update(changes)
+    return Participant(**values)  # type: ignore[arg-type]
+
+
+def _receiver(pki: SignerPki, *participants: Participant, seen: set[str] | None = None,  # noqa: F811
+              known: dict[str, DocStatus] | None = None, policy: PeerPolicy | None = None) -> Receiver:
+    served = {e.identifier: Served(e, pki.ec_signer) for e in (REGION, OTHER_SERVED)}
+    return Receiver(served, Registry(*(participants or (_peer(pki),))), [pki.root],
+                    seen=lambda guid: guid in (seen or set()),
+                    document_status=lambda guid, _sender: (known or {}).get(guid),
+                    policy=lambda _guid: policy or PeerPolicy())
+
+
+def _request(to: Entity = REGION, doc_guid: str | None = None, sender: Entity = PEER) -> Message:
+    header = Header(message_date=datetime(2026, 12, 2, 9, 0, tzinfo=UTC), sender=sender, recipient=to,
+                    message_guid=new_guid())
+    doc = Document(doc_id=DocumentId(guid=doc_guid or new_guid(),
+                                     number=DocumentNumber(number="ОВ-12-3", doc_date=date(2026, 12, 1))),
+                   kind="Писмо", about="Относно: отчет за 2026 г.")
+    return Message(header=header, body=DocumentRegistrationRequest(document=doc, comment="Моля, регистрирайте."))
+
+
+def _signed(message: Message, key: object) -> bytes:
+    return sign_seos_message(build_message(message), key)  # type: ignore[arg-type]
+
+
+def _tls(pki: SignerPki) -> bytes:  # noqa: F811
+    return pki.signer.certificate().dump()  # the registered certificate serves TLS and signing alike
+
+
+def _answer(decision: Decision, pki: SignerPki) -> Message:  # noqa: F811
+    # Every answer is signed by the served administration and valid against the official schema
+    assert verify_seos_message(decision.answer, trust_roots=[pki.root]).report.ok
+    assert seos_schema(SEOS_XSD_DIR).validate(etree.fromstring(decision.answer))
+    answer = parse_message(decision.answer)
+    assert answer.header.recipient == PEER  # sender and recipient swapped
+    return answer
+
+
+def _refused(decision: Decision, pki: SignerPki, check: str, words: str) -> None:  # noqa: F811
+    assert not decision.accepted and decision.check == check
+    error = _answer(decision, pki).body
+    assert isinstance(error, Error) and error.error_type == ErrorType.EXTERNAL
+    assert error.description.startswith("Грешка на подателя: ") and words in error.description
+
+
+def test_a_new_registration_request_is_answered_wait_registration(pki: SignerPki) -> None:  # noqa: F811
+    request = _request()
+    decision = _receiver(pki).receive(REGION.identifier, _signed(request, pki.signer), _tls(pki))
+    assert decision.accepted and decision.status == DocStatus.WAIT_REGISTRATION
+    assert decision.message == request
+    answer = _answer(decision, pki)
+    assert answer.header.sender == REGION
+    assert isinstance(answer.body, DocumentStatusResponse) and answer.body.status == DocStatus.WAIT_REGISTRATION
+    assert answer.body.doc_id.guid == request.body.document.doc_id.guid  # type: ignore[union-attr]
+
+
+def test_a_document_already_here_under_a_new_message_guid_is_already_received(pki: SignerPki) -> None:  # noqa: F811
+    request = _request()
+    known = {request.body.document.doc_id.guid: DocStatus.WAIT_REGISTRATION}  # type: ignore[union-attr]
+    decision = _receiver(pki, known=known).receive(REGION.identifier, _signed(request, pki.signer), _tls(pki))
+    assert decision.accepted and decision.status == DocStatus.ALREADY_RECEIVED
+
+
+@pytest.mark.parametrize("data", [b"not xml at all", b"<Message xmlns='http://schemas.egov.bg/messaging/v1'/>",
+                                  b'<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]><m>&x;</m>'])
+def test_what_does_not_read_as_a_seos_message_is_a_soap_fault(pki: SignerPki, data: bytes) -> None:  # noqa: F811
+    with pytest.raises(Refused):
+        _receiver(pki).receive(REGION.identifier, data, _tls(pki))
+
+
+def test_a_recipient_not_served_here_is_refused(pki: SignerPki) -> None:  # noqa: F811
+    # Sent to this endpoint but addressed to another administration Kurier serves
+    decision = _receiver(pki).receive(REGION.identifier, _signed(_request(to=OTHER_SERVED), pki.signer), _tls(pki))
+    _refused(decision, pki, "recipient", f"получателят с ЕИК {OTHER_SERVED.identifier} не се обслужва")
+    # Addressed to an administration nobody here serves
+    stranger = Entity(identifier="831902088", name="Министерство", guid=new_guid())
+    decision = _receiver(pki).receive(REGION.identifier, _signed(_request(to=stranger), pki.signer), _tls(pki))
+    _refused(decision, pki, "recipient", "831902088 не се обслужва")
+
+
+def test_an_unknown_or_inactive_sender_is_refused(pki: SignerPki) -> None:  # noqa: F811
+    data = _signed(_request(), pki.signer)
+    unknown = _receiver(pki, _peer(pki, guid=new_guid())).receive(REGION.identifier, data, _tls(pki))
+    _refused(unknown, pki, "sender", "не е участник в регистъра")
+    inactive = _receiver(pki, _peer(pki, active=False, status="временно неактивен"))
+    _refused(inactive.receive(REGION.identifier, data, _tls(pki)), pki, "sender", "временно неактивен")
+
+
+def test_a_broken_signature_is_refused(pki: SignerPki) -> None:  # noqa: F811
+    data = _signed(_request(), pki.signer).replace("отчет за 2026".encode(), "отчет за 2025".encode())
+    _refused(_receiver(pki).receive(REGION.identifier, data, _tls(pki)), pki, "signature", "подписът")
+
+
+def test_a_wrapped_signature_is_refused(pki: SignerPki) -> None:  # noqa: F811
+    # Given a forged request (another document, unsigned) carrying a genuine signed message in DocAddData,
+    # the free-content element: the first ds:Signature in document order is the genuine one's
+    genuine = etree.fromstring(_signed(_request(), pki.signer))
+    forged = etree.fromstring(build_message(_request()))
+    document = forged.find(".//{http://schemas.egov.bg/messaging/v1}Document")
+    assert document is not None
+    etree.SubElement(document, "{http://schemas.egov.bg/messaging/v1}DocAddData").append(genuine)
+    # Then it is refused: the signature signs another message than the one it is in
+    decision = _receiver(pki).receive(REGION.identifier, etree.tostring(forged), _tls(pki))
+    _refused(decision, pki, "signature", "подписът на съобщението не е валиден")
+
+
+def test_a_signature_by_a_certificate_not_the_registered_one_is_refused(pki: SignerPki) -> None:  # noqa: F811
+    # A valid signature from the trusted PKI, but not with the certificate the registry has for the sender
+    data = _signed(_request(), pki.ec_signer)
+    decision = _receiver(pki).receive(REGION.identifier, data, _tls(pki))
+    _refused(decision, pki, "certificate", f"регистрираният за подателя е {_serial(pki.signer)}")
+
+
+def test_a_tls_certificate_not_the_senders_is_refused_unless_the_peer_is_relaxed(pki: SignerPki) -> None:  # noqa: F811
+    data = _signed(_request(), pki.signer)
+    other_tls = pki.ec_signer.certificate().dump()
+    _refused(_receiver(pki).receive(REGION.identifier, data, other_tls), pki, "tls", "TLS сертификатът")
+    relaxed = _receiver(pki, policy=PeerPolicy(check_tls=False)).receive(REGION.identifier, data, other_tls)
+    assert relaxed.accepted
+
+
+def test_a_signer_outside_the_trusted_pki_is_refused_unless_the_peer_is_relaxed(pki: SignerPki) -> None:  # noqa: F811
+    peer = _peer(pki, certificate_sn=_serial(pki.untrusted))
+    data, tls = _signed(_request(), pki.untrusted), pki.untrusted.certificate().dump()
+    _refused(_receiver(pki, peer).receive(REGION.identifier, data, tls), pki, "signature", "не е валиден")
+    assert _receiver(pki, peer, policy=PeerPolicy(check_chain=False)).receive(REGION.identifier, data, tls).accepted
+
+
+def test_a_message_guid_seen_before_is_refused_as_a_duplicate(pki: SignerPki) -> None:  # noqa: F811
+    request = _request()
+    decision = _receiver(pki, seen={request.header.message_guid}).receive(
+        REGION.identifier, _signed(request, pki.signer), _tls(pki))
+    _refused(decision, pki, "duplicate", request.header.message_guid)
+
+
+def test_a_status_request_gets_the_status_and_a_status_response_an_empty_answer(pki: SignerPki) -> None:  # noqa: F811
+    header = Header(message_date=datetime.now(UTC), sender=PEER, recipient=REGION, message_guid=new_guid())
+    ask = Message(header=header, body=DocumentStatusRequest(doc_id=DocumentId(guid=new_guid())))
+    decision = _receiver(pki).receive(REGION.identifier, _signed(ask, pki.signer), _tls(pki))
+    assert decision.accepted and decision.status == DocStatus.NOT_FOUND
+    assert _answer(decision, pki).body.status == DocStatus.NOT_FOUND  # type: ignore[union-attr]
+    pushed = Message(header=header.model_copy(update={"message_guid": new_guid()}),
+                     body=DocumentStatusResponse(doc_id=DocumentId(guid=new_guid()), status=DocStatus.REGISTERED))
+    decision = _receiver(pki).receive(REGION.identifier, _signed(pushed, pki.signer), _tls(pki))
+    assert decision.accepted and decision.answer == b"" and decision.message == pushed
+
+
