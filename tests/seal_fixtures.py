@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from asn1crypto import keys, tsp, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -175,3 +176,12 @@ def all_sealed(journal: Journal) -> bool:
         rows = sum(conn.execute(select(func.count()).select_from(t)).scalar() or 0
                    for t in (events, status_changes, wire_messages))
     return sealed_rows(journal) == rows
+
+@pytest.fixture
+def sealed_journal(journal_url: str) -> Iterator[Journal]:
+    """The journal on each database, migrated, its seal blocks and SEOS messages emptied."""
+    j = Journal(journal_url)
+    j.upgrade()
+    wipe_seals(j)
+    yield j
+    j.dispose()

@@ -31,21 +31,17 @@ from tests.seal_fixtures import (
     insert_event,
     make_ca,
     rechain_from,
+    sealed_journal,  # noqa: F401 (the fixture)
     sealed_rows,
     start_tsa,
-    wipe_seals,
 )
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def journal(journal_url: str) -> Iterator[Journal]:
-    j = Journal(journal_url)
-    j.upgrade()
-    wipe_seals(j)
-    yield j
-    j.dispose()
+def journal(sealed_journal: Journal) -> Journal:  # noqa: F811 (the imported fixture, by name)
+    return sealed_journal
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from router.journal import Journal, StageEvent
 from router.journal.tables import wire_messages
 from router.journal.wire import WireRecord
 from tests.helpers import envelope
-from tests.seal_fixtures import wipe_seals
+from tests.seal_fixtures import sealed_journal  # noqa: F401 (the fixture)
 
 runner = CliRunner()
 
@@ -28,12 +27,8 @@ ANSWER = REQUEST.replace(b"MSG_DocumentRegistrationRequest", b"MSG_DocumentStatu
 
 
 @pytest.fixture
-def journal(journal_url: str) -> Iterator[Journal]:
-    j = Journal(journal_url)
-    j.upgrade()
-    wipe_seals(j)
-    yield j
-    j.dispose()
+def journal(sealed_journal: Journal) -> Journal:  # noqa: F811 (the imported fixture, by name)
+    return sealed_journal
 
 
 def _exchange(journal: Journal) -> str:
