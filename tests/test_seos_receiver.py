@@ -197,3 +197,17 @@ def test_a_status_request_gets_the_status_and_a_status_response_an_empty_answer(
     assert decision.accepted and decision.answer == b"" and decision.message == pushed
 
 
+
+
+def test_a_message_off_the_schema_is_refused_unless_the_peer_is_relaxed(pki: SignerPki) -> None:  # noqa: F811
+    # Given a signed request whose MessageGUID lacks the braces the protocol writes GUIDs in (readable, so
+    # the reference would take it)
+    request = _request()
+    text = build_message(request).decode("utf-8")
+    bare = request.header.message_guid.strip("{}")
+    data = sign_seos_message(text.replace(request.header.message_guid, bare, 1).encode(), pki.signer)
+    # Then Kurier refuses it, naming the schema error
+    _refused(_receiver(pki).receive(REGION.identifier, data, _tls(pki)), pki, "schema", "XSD схемата")
+    # and a peer relaxed on the schema is read as the reference reads it
+    relaxed = _receiver(pki, policy=PeerPolicy(check_schema=False)).receive(REGION.identifier, data, _tls(pki))
+    assert relaxed.accepted

@@ -3,7 +3,8 @@
 In the reference receiver's order (domain.md §3), with Kurier's stricter checks on top, each of which a
 peer's policy may relax where a real peer needs it:
 
-1. the message reads as a SEOS Message (else a SOAP fault, as the reference answers);
+1. the message reads as a SEOS Message (else a SOAP fault, as the reference answers); Kurier: and is
+   valid against the SEOS schema (``check_schema``; the reference only logs it);
 2. its recipient is an administration this endpoint serves;
 3. its sender is a participant of the registry, and an active one;
 4. its signature is valid (Kurier: and only what the signature covers is read; the chain leads to a
@@ -45,9 +46,13 @@ from schemas.seos import (
     build_message,
     parse_message,
 )
+from schemas.seos.schema import schema_errors
 from signing.keys import KeySource
 from signing.report import SignatureStatus
 from signing.xmldsig import sign_seos_message, verify_seos_message
+
+# Already read once by parse_message (hardened): this second parse only feeds the schema.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 __all__ = ["Decision", "Directory", "Participant", "PeerPolicy", "Receiver", "Served"]
 
@@ -72,6 +77,7 @@ class Directory(Protocol):
 class PeerPolicy:
     """Kurier's stricter checks, each on unless a peer needs it off."""
 
+    check_schema: bool = True  # the message is valid against the SEOS schema (the reference only logs it)
     check_chain: bool = True  # the signer's chain to a trust anchor, and its validity
     check_tls: bool = True  # the TLS client certificate is the registered one
     digest: str = "sha256"  # how Kurier signs its answers to this peer ("sha1" for old peers)
@@ -92,7 +98,7 @@ class Decision:
     answer: bytes  # the signed answer (SubmitResult), or b"" for a received status response or error
     message: Message | None  # the message as its signature covers it (None: refused before that)
     accepted: bool
-    check: str | None = None  # which check refused it: recipient, sender, signature, certificate, tls, duplicate
+    check: str | None = None  # which refused it: schema, recipient, sender, signature, certificate, tls, duplicate
     reason: str | None = None  # in English, for the journal and the log
     status: DocStatus | None = None  # the status answered, for an accepted request
 
@@ -116,6 +122,10 @@ class Receiver:
         a message that does not read as SEOS (answered with a SOAP fault)."""
         message = parse_message(data, max_bytes=self.max_bytes, store=self.store)
         header = message.header
+        errors = schema_errors(etree.fromstring(data, _PARSER)) if self.policy(header.sender.guid).check_schema else []
+        if errors and (answering := self.served.get(administration)) is not None:
+            return self._refuse(answering, message, "schema", "съобщението не отговаря на XSD схемата на СЕОС: "
+                                + "; ".join(errors[:3]), "not valid against the SEOS schema: " + "; ".join(errors[:3]))
         served = self.served.get(header.recipient.identifier)
         if served is None or header.recipient.identifier != administration:
             who = self.served.get(administration)
