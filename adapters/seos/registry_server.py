@@ -71,15 +71,19 @@ class LocalRegistry:
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/service/"
 
     def start(self) -> LocalRegistry:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="seos-registry", daemon=True)
+        # A short poll interval: stop() (a registry going away in a test) returns within 50 ms, not 500.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="seos-registry", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
+        """Stop listening: from now on the port refuses connections (an unreachable registry)."""
+        if self._thread:  # shutdown() waits for serve_forever, which never started otherwise
+            self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> LocalRegistry:
         return self.start()
