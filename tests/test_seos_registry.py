@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,8 @@ from adapters.seos.registry_cache import RegistryCache
 from adapters.seos.registry_server import LocalRegistry
 from adapters.seos.registry_snapshot import JsonSnapshotStore
 from adapters.seos.registry_wire import build_request
-from schemas.errors import Permanent, Refused, Transient
+from schemas.errors import ConfigError, Permanent, Refused, Transient
+from tests.hsm_fixtures import tls_server
 from tests.xmlsig_fixtures import SEOS_XSD_DIR
 
 WSDL = SEOS_XSD_DIR / "EgovRegistry.wsdl"
@@ -423,3 +425,52 @@ def test_a_full_refresh_comes_again_after_full_every(registry: LocalRegistry, cl
     assert cache.age == timedelta(0)
     saved = json.loads((tmp_path / "seos-registry.json").read_text(encoding="utf-8"))
     assert saved["full_at"] == now[0].isoformat() and len(saved["entities"]) == 3
+
+
+# -- mutual TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path) -> Iterator[tuple[LocalRegistry, Path, Path, Path]]:
+    """A registry on https://127.0.0.1 that demands a client certificate; (registry, CA, client cert, key)."""
+    for side in ("server", "client"):
+        (tmp_path / side).mkdir()
+    server_context, server_cert = tls_server(tmp_path / "server")
+    _, client_cert = tls_server(tmp_path / "client")
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    server_context.load_verify_locations(client_cert)
+    with LocalRegistry([MUNICIPALITY], tls=server_context) as server:
+        yield server, server_cert, client_cert, tmp_path / "client" / "tls.key.pem"
+
+
+def test_the_client_presents_its_certificate_to_a_registry_that_demands_one(
+    tls_registry: tuple[LocalRegistry, Path, Path, Path],
+) -> None:
+    registry, ca, cert, key = tls_registry
+    # Given the client's certificate, key and the registry's CA, When it asks over https
+    settings = RegistrySettings(url=registry.url, timeout=2, ca_file=str(ca), client_cert=str(cert),
+                                client_key=str(key))
+    with RegistryClient(settings) as c:
+        # Then the registry accepts the TLS handshake and answers
+        assert registry.url.startswith("https://127.0.0.1:")
+        assert _names(c.get_all_records().entities) == {"Община Тест"}
+
+
+def test_without_a_client_certificate_the_registry_is_not_reached(
+    tls_registry: tuple[LocalRegistry, Path, Path, Path],
+) -> None:
+    registry, ca, _, _ = tls_registry
+    # Given a client configured with the CA but no certificate of its own, When it asks
+    with RegistryClient(RegistrySettings(url=registry.url, timeout=2, ca_file=str(ca))) as c, \
+            pytest.raises(Transient) as err:
+        c.get_all_records()
+    # Then it is Transient (the registry may be mid-rotation), and the reason is the TLS alert
+    assert err.value.code == "registry-unreachable" and "certificate required" in str(err.value)
+
+
+def test_an_unreadable_client_certificate_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    # Given a client_cert path that does not exist, Then the client is not built, and the error names it
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError) as err:
+        RegistryClient(RegistrySettings(url="https://127.0.0.1:9/", client_cert=str(missing)))
+    assert str(missing) in str(err.value) and "client_cert" in str(err.value)
