@@ -219,6 +219,21 @@ def test_multi_reference_answers_are_read(registry: LocalRegistry, client: Regis
     assert entity.submit_uri == "https://seos.test.bg/Submit" and entity.services[0].version == 2
 
 
+def test_one_unreadable_entity_does_not_hide_the_others(registry: LocalRegistry, client: RegistryClient,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # Given an answer in which one entity has a Status the WSDL's registry never uses
+    client.get_all_records()
+    answer = registry.answer(registry.requests[-1].body, registry.requests[-1].soap_action)[1]
+    registry.raw_answer = (200, answer.replace(b"<Status xsi:type=\"xsd:string\">0</Status>",
+                                               b"<Status xsi:type=\"xsd:string\">closed</Status>"))
+    # When the client reads it
+    directory = client.get_all_records()
+    # Then the other entities are there, and the skipped one is named with the reason
+    assert _names(directory.entities) == {"Община Тест", "Областна администрация"}
+    assert len(directory.skipped) == 1 and "000000027" in directory.skipped[0] and "'closed'" in directory.skipped[0]
+    assert any("000000027" in r.getMessage() for r in caplog.records if r.name == "kurier.adapters.seos")
+
+
 # -- failures: what is worth retrying, and what is not --------------------------------------------
 
 

@@ -13,6 +13,7 @@ registry, like every SEOS party, may demand mutual TLS). Failures are translated
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from datetime import datetime
 from types import TracebackType
@@ -126,14 +127,18 @@ class RegistryClient:
     def get_by_entity_identifier(self, eik: str) -> tuple[Entity, ...]:
         return self.call("GetByEntityIdentifier", eik.strip()).entities
 
+    # GetByGuid and GetByCertificateSN send the value as the caller spells it (the registry may compare
+    # strings), and match the answer in normalised form.
+
     def get_by_guid(self, guid: str) -> Entity | None:
         wanted = normalize_guid(guid)
-        return next((e for e in self.call("GetByGuid", wanted).entities if e.guid == wanted), None)
+        return next((e for e in self.call("GetByGuid", guid.strip()).entities if e.guid == wanted), None)
 
     def get_by_certificate_sn(self, serial_hex: str) -> Entity | None:
+        """The entity registered with this certificate serial; sent as uppercase hex, as the registry keeps it."""
         wanted = normalize_serial(serial_hex)
-        return next((e for e in self.call("GetByCertificateSN", wanted).entities if e.certificate_sn == wanted),
-                    None)
+        sent = re.sub(r"[\s:]", "", serial_hex).upper()
+        return next((e for e in self.call("GetByCertificateSN", sent).entities if e.certificate_sn == wanted), None)
 
     # -- the wire --------------------------------------------------------------------------------
 
