@@ -31,7 +31,7 @@ from adapters.seos.registry_model import (
     normalize_serial,
 )
 from adapters.seos.registry_wire import (
-    Directory,
+    Records,
     WireError,
     build_request,
     read_fault,
@@ -48,9 +48,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DOCUMENT_FLOW_SERVICE",
     "Contact",
-    "Directory",
     "Entity",
     "EntityStatus",
+    "Records",
     "RegistryClient",
     "RegistrySettings",
     "Service",
@@ -117,10 +117,10 @@ class RegistryClient:
 
     # -- the operations --------------------------------------------------------------------------
 
-    def get_all_records(self) -> Directory:
+    def get_all_records(self) -> Records:
         return self.call("GetAllRecords")
 
-    def get_new_records(self, since: datetime) -> Directory:
+    def get_new_records(self, since: datetime) -> Records:
         """The entities changed since ``since`` (pass the registry's own LastChange: its clock, not ours)."""
         return self.call("GetNewRecords", since)
 
@@ -142,7 +142,7 @@ class RegistryClient:
 
     # -- the wire --------------------------------------------------------------------------------
 
-    def call(self, operation: str, *args: str | datetime) -> Directory:
+    def call(self, operation: str, *args: str | datetime) -> Records:
         """Call ``operation`` and read its EGovMessageDir, or raise Transient/Permanent saying why."""
         import httpx
 
@@ -158,7 +158,7 @@ class RegistryClient:
                             code="registry-unreachable") from exc
         return self._read(operation, response)
 
-    def _read(self, operation: str, response: httpx.Response) -> Directory:
+    def _read(self, operation: str, response: httpx.Response) -> Records:
         status = response.status_code
         what = f"the {self.where} answer to {operation}"
         data = response.content

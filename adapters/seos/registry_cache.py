@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from adapters.seos.registry_model import DOCUMENT_FLOW_SERVICE, Entity, normalize_serial
 from adapters.seos.registry_snapshot import Snapshot, SnapshotStore
-from adapters.seos.registry_wire import Directory
+from adapters.seos.registry_wire import Records
 from schemas.errors import KurierError, Refused, Transient
 from schemas.identifiers import normalize_guid
 
@@ -34,9 +34,9 @@ log = logging.getLogger("kurier.adapters.seos")
 class RegistrySource(Protocol):
     """What the cache needs of the registry (the client, or anything that answers the same)."""
 
-    def get_all_records(self) -> Directory: ...
+    def get_all_records(self) -> Records: ...
 
-    def get_new_records(self, since: datetime) -> Directory: ...
+    def get_new_records(self, since: datetime) -> Records: ...
 
 
 @dataclass(frozen=True)

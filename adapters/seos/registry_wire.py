@@ -26,7 +26,7 @@ __all__ = [
     "NS",
     "OPERATIONS",
     "SOAP_ENV",
-    "Directory",
+    "Records",
     "WireError",
     "build_fault",
     "build_request",
@@ -59,7 +59,7 @@ class WireError(ValueError):
 
 
 @dataclass(frozen=True)
-class Directory:
+class Records:
     """An ``EGovMessageDir``: the entities of one answer and the registry's own LastChange."""
 
     entities: tuple[Entity, ...]
@@ -183,8 +183,8 @@ def read_fault(root: etree._Element) -> tuple[str, str] | None:
     return f.get("faultcode", ""), f.get("faultstring", "")
 
 
-def read_response(root: etree._Element, operation: str) -> Directory:
-    """The Directory in a parsed answer to ``operation``; WireError when it is not one."""
+def read_response(root: etree._Element, operation: str) -> Records:
+    """The records in a parsed answer to ``operation``; WireError when it is not one."""
     call, ids = _body_call(root)
     expected = f"{{{NS}}}{operation}Response"
     if call.tag != expected:
@@ -202,7 +202,7 @@ def read_response(root: etree._Element, operation: str) -> Directory:
             # One mistyped entry must not hide the other thousand participants: skip it, say which.
             label = _text(_fields(item, ids), "EntityIdentifier") or f"#{i}"
             skipped.append(f"entity {label}: {exc}")
-    return Directory(tuple(entities), _datetime(_text(ret, "LastChange"), "LastChange"), tuple(skipped))
+    return Records(tuple(entities), _datetime(_text(ret, "LastChange"), "LastChange"), tuple(skipped))
 
 
 def read_request(root: etree._Element) -> tuple[str, dict[str, str]]:
