@@ -20,6 +20,7 @@ from lxml import etree
 from zeep import Client as ZeepClient
 from zeep.transports import Transport
 
+from adapters.seos.receiver import Receiver, Served
 from adapters.seos.registry import (
     DOCUMENT_FLOW_SERVICE,
     Contact,
@@ -30,12 +31,15 @@ from adapters.seos.registry import (
     Service,
 )
 from adapters.seos.registry_cache import RegistryCache
+from adapters.seos.registry_directory import RegistryDirectory
 from adapters.seos.registry_server import LocalRegistry
 from adapters.seos.registry_snapshot import JsonSnapshotStore
 from adapters.seos.registry_wire import build_request
 from schemas.errors import ConfigError, Permanent, Refused, Transient
 from tests.hsm_fixtures import tls_server
-from tests.xmlsig_fixtures import SEOS_XSD_DIR
+from tests.test_seos_receiver import OTHER_SERVED, PEER, _request, _signed, _tls
+from tests.test_seos_receiver import REGION as RECEIVER_REGION
+from tests.xmlsig_fixtures import SEOS_XSD_DIR, SignerPki, pki  # noqa: F401 (the fixture)
 
 WSDL = SEOS_XSD_DIR / "EgovRegistry.wsdl"
 WSDL_NS = {"wsdl": "http://schemas.xmlsoap.org/wsdl/", "soap": "http://schemas.xmlsoap.org/wsdl/soap/"}
@@ -489,3 +493,48 @@ def test_an_unreadable_client_certificate_is_a_config_error_naming_the_file(tmp_
     with pytest.raises(ConfigError) as err:
         RegistryClient(RegistrySettings(url="https://127.0.0.1:9/", client_cert=str(missing)))
     assert str(missing) in str(err.value) and "client_cert" in str(err.value)
+
+
+# -- the receiver's view ---------------------------------------------------------------------------
+
+
+def test_the_receiver_sees_registered_inactive_and_unknown_senders_from_the_cache(cache: RegistryCache) -> None:
+    # Given the receiver's directory over a refreshed cache
+    cache.refresh()
+    directory = RegistryDirectory(cache)
+    # When it asks for senders by the GUID their messages carry (any case, braces or not)
+    active = directory.participant("6A1F2C3D-1111-4938-8B2B-12A78C86988F")
+    inactive = directory.participant(CLOSED.guid)
+    # Then a registered one comes with its EIK, name and registered serial as the checks compare it
+    assert active is not None and active.active and active.eik == "000695089"
+    assert active.certificate_sn == "AB12CD" and active.name == "Община Тест"
+    # And an inactive one is reported inactive, in the words of the Bulgarian refusal
+    assert inactive is not None and not inactive.active and inactive.status == "неактивен"
+    # And an unknown or malformed GUID is no participant
+    assert directory.participant("{00000000-0000-0000-0000-000000000000}") is None
+    assert directory.participant("not-a-guid") is None
+
+
+def test_a_sender_the_registry_reactivates_is_accepted_after_the_next_refresh(
+    registry: LocalRegistry, cache: RegistryCache, pki: SignerPki,  # noqa: F811
+) -> None:
+    # Given the sending municipality registered as temporarily inactive, with its real signing certificate
+    serial = format(pki.signer.certificate().serial_number, "X")  # type: ignore[attr-defined]
+    peer = Entity(PEER.identifier, PEER.guid, PEER.name, status=EntityStatus.TEMPORARILY_INACTIVE,
+                  certificate_sn=serial, services=(_flow("https://seos.vidin.bg/Submit"),))
+    registry.put(peer)
+    cache.refresh()
+    served = {e.identifier: Served(e, pki.ec_signer) for e in (RECEIVER_REGION, OTHER_SERVED)}
+    receiver = Receiver(served, RegistryDirectory(cache), [pki.root], seen=lambda _guid: False,
+                        document_status=lambda _guid, _sender: None)
+    data = _signed(_request(), pki.signer)
+    # When it sends a registration request, Then the receiver refuses it, saying the registry's status
+    refused = receiver.receive(RECEIVER_REGION.identifier, data, _tls(pki))
+    assert not refused.accepted and refused.check == "sender"
+    assert refused.reason is not None and "временно неактивен" in refused.reason
+    # When the registry reactivates it and the cache picks that up with GetNewRecords
+    registry.put(dataclasses.replace(peer, status=EntityStatus.ACTIVE),
+                 changed_at=(registry.last_change() or datetime.now(UTC)) + timedelta(seconds=1))
+    assert cache.refresh().mode == "incremental"
+    # Then the same request is accepted
+    assert receiver.receive(RECEIVER_REGION.identifier, data, _tls(pki)).accepted
