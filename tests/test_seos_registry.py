@@ -34,7 +34,7 @@ from adapters.seos.registry_cache import RegistryCache
 from adapters.seos.registry_directory import RegistryDirectory
 from adapters.seos.registry_server import LocalRegistry
 from adapters.seos.registry_snapshot import JsonSnapshotStore
-from adapters.seos.registry_wire import build_request
+from adapters.seos.registry_wire import build_request, build_response
 from schemas.errors import ConfigError, Permanent, Refused, Transient
 from tests.hsm_fixtures import tls_server
 from tests.test_seos_receiver import OTHER_SERVED, PEER, _request, _signed, _tls
@@ -430,6 +430,20 @@ def test_the_cache_picks_up_new_and_changed_entities_with_get_new_records(regist
     assert found is not None and found.eik == "000695089" and cache.by_certificate_sn("AB12CD") is None
     # And the entities that did not change are still there
     assert len(cache.entities) == 4
+
+
+def test_get_new_records_asks_from_the_registrys_last_change_as_the_registry_wrote_it(
+    registry: LocalRegistry, cache: RegistryCache,
+) -> None:
+    # Given a registry whose clock writes LastChange without a zone (local time, as older servers do)
+    registry.raw_answer = (200, build_response("GetAllRecords", [MUNICIPALITY], datetime(2026, 11, 30, 10, 0, 0)))
+    assert cache.refresh().mode == "full"
+    registry.raw_answer = None
+    # When the cache refreshes again
+    assert cache.refresh().mode == "incremental"
+    # Then it asks for the changes since that instant in the registry's own notation, not shifted to UTC
+    sent = etree.fromstring(registry.requests[-1].body)
+    assert sent.findtext(".//{uri:egovmsg}GetNewRecords/date") == "2026-11-30T10:00:00"
 
 
 def test_a_full_refresh_comes_again_after_full_every(registry: LocalRegistry, client: RegistryClient,

@@ -67,10 +67,6 @@ class _Index:
                 self.by_serial.setdefault(e.certificate_sn, e)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class RegistryCache:
     """The registry copy; thread-safe (refreshes are serialised, look-ups read an immutable index)."""
 
@@ -125,8 +121,9 @@ class RegistryCache:
             last_change = directory.last_change or (max(stamps) if stamps else None)
             if last_change is None and current is not None:
                 last_change = current.registry_last_change
-            self._install(Snapshot(tuple(entities), _aware(last_change) if last_change else None, now, full_at),
-                          persist=True)
+            # The registry's LastChange is kept as it wrote it (its clock, with or without a zone): the next
+            # GetNewRecords must ask from that instant in its own notation, not from ours.
+            self._install(Snapshot(tuple(entities), last_change, now, full_at), persist=True)
             self.last_error = None
             return RefreshResult(mode, changed=len(directory.entities))
 
