@@ -328,6 +328,14 @@ def test_the_cache_answers_the_look_ups_routing_and_the_receiver_checks_need(cac
         cache.active_sender("{00000000-0000-0000-0000-000000000000}")
 
 
+def test_an_operator_finds_entities_by_part_of_a_name_eik_or_guid(cache: RegistryCache) -> None:
+    cache.refresh()
+    assert [e.eik for e in cache.search("община")] == ["000695089"]
+    assert [e.eik for e in cache.search("АДМИНИСТРАЦИЯ")] == ["000000019"]
+    assert [e.eik for e in cache.search("3333-4938")] == ["000000027"]
+    assert len(cache.search("")) == 3 and cache.search("няма такова") == ()
+
+
 def test_inactive_entities_are_reported_as_such(cache: RegistryCache) -> None:
     cache.refresh()
     # Given an entity the registry lists as inactive, Then the look-up shows its status

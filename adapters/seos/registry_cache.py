@@ -165,6 +165,14 @@ class RegistryCache:
     def by_certificate_sn(self, serial_hex: str) -> Entity | None:
         return self._require().by_serial.get(normalize_serial(serial_hex))
 
+    def search(self, text: str) -> tuple[Entity, ...]:
+        """Entities whose name, EIK or GUID contains ``text`` (any case), by name: for operators."""
+        needle = text.strip().casefold()
+        found = [e for e in self._require().by_guid.values()
+                 if needle in e.administrative_body_name.casefold() or needle in e.entity_identifier
+                 or needle in e.guid]
+        return tuple(sorted(found, key=lambda e: (e.administrative_body_name.casefold(), e.guid)))
+
     def guid_for_eik(self, eik: str) -> str:
         """The GUID to address an administration by: its active entity's. Refused when there is none."""
         found = self.by_eik(eik)
