@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from router.cli_journal import journal_app
+from router.cli_seos import register as register_seos
 from router.cli_signing import register as register_signing
 from router.cli_wire import register as register_wire
 from router.config import KurierConfig, load_config
@@ -36,6 +37,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 register_signing(app)  # kurier pki init, kurier sign, kurier verify
 register_wire(messages_app)  # kurier messages wire
+register_seos(app)  # kurier seos registry sync|show|search
 app.add_typer(journal_app, name="journal")
 console = Console()
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from adapters.seos.registry import RegistrySettings
 from schemas.errors import ConfigError
 from schemas.identifiers import normalize_guid, validate_eik
 from schemas.limits import Limits as LimitsConfig
@@ -253,6 +254,13 @@ class _FileSource(PydanticBaseSettingsSource):
         return dict(_FILE_DATA.get() or {})
 
 
+class SeosConfig(_Strict):
+    """The national exchange as every SEOS connection shares it: the registry (domain.md §3)."""
+
+    # The registry's copy is kept in <data_dir>/seos/ and refreshed by `kurier seos registry sync`.
+    registry: RegistrySettings | None = None
+
+
 class KurierConfig(BaseSettings):
     """The whole configuration. Environment variables ``KURIER_*`` override the file."""
 
@@ -274,6 +282,7 @@ class KurierConfig(BaseSettings):
     transforms: list[TransformConfig] = []
     signing: SigningConfig = SigningConfig()
     seal: SealConfig = SealConfig()
+    seos: SeosConfig = SeosConfig()
     config_file: Path | None = Field(None, exclude=True)
 
     @classmethod
