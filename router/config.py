@@ -88,6 +88,9 @@ class DeliveryConfig(_Strict):
     # Transient failures in a row after which the destination is left alone (the circuit opens)...
     failure_threshold: int = Field(5, ge=1)
     open_seconds: float = Field(30.0, gt=0)  # ...for this long, then one delivery probes it
+    # This connection's own retry schedule, instead of the top-level ``retry``: a SEOS peer is retried
+    # the reference's way (15 min, doubling, 10 retries), a local AIS in seconds.
+    retry: RetryConfig | None = None
 
 
 class AdapterConfig(BaseModel):

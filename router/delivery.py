@@ -42,7 +42,8 @@ class DeliveryWorker(Worker):
 
     Its circuit breaker decides what is attempted. A delivery not attempted because the circuit is open
     is rescheduled in the journal with its attempt count unchanged (the sweeper queues it again later);
-    a delivery that was attempted records its own error, and counts towards ``retry.max_attempts``.
+    a delivery that was attempted records its own error, and counts towards ``retry.max_attempts`` (the
+    connection's own ``delivery.retry`` when it has one).
     """
 
     def __init__(self, *args: Any, destination: Destination, circuit: CircuitBreaker,
@@ -52,6 +53,8 @@ class DeliveryWorker(Worker):
         self.circuit = circuit
         self.in_flight = in_flight or InFlight()
         self.dest = circuit.destination  # the connection's name: its queue, its journal rows, its metrics
+        own = self.config.connections[self.dest].delivery.retry if self.dest in self.config.connections else None
+        self.retry = own or self.config.retry
         self.shared = self.config.connections[self.dest].delivery.concurrency > 1
         if self.shared:
             # Several workers share the queue: each holds one message at a time, so a worker stuck on a
@@ -67,7 +70,7 @@ class DeliveryWorker(Worker):
         return batch
 
     def _attempt(self, env: Envelope, key: str) -> str:
-        retry = self.config.retry
+        retry = self.retry
         for attempt in Retrying(stop=stop_after_attempt(retry.in_process_attempts),
                                 wait=wait_exponential(multiplier=0.1, max=1.0),
                                 retry=retry_if_exception_type(Transient), reraise=True):
@@ -157,7 +160,7 @@ class DeliveryWorker(Worker):
 
     def _retry_or_fail(self, did: str, eid: str, attempts: int, error: str,
                        not_before: datetime | None = None, *, source: str = "") -> DeliveryOutcome:
-        retry = self.config.retry
+        retry = self.retry
         dest = self.dest
         tried = attempts + 1
         if tried >= retry.max_attempts:

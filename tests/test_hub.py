@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from kombu import Connection, Producer
 from adapters.memory import sink
 from router.hub import Hub
 from router.journal import StageEvent
+from router.journal.records import aware as aware_utc
 from router.messages import inbound_messages
 from router.queues import Broker, ConfirmingPublisher
 from router.sealer import Sealer
@@ -135,6 +137,30 @@ def test_a_destination_that_stays_down_fails_after_max_attempts_and_is_kept(make
     assert detail is not None and detail.deliveries[0].status == "failed"
     assert "gave up after 3 attempts" in (detail.deliveries[0].last_error or "")
     assert detail.envelope["subject"]  # the document itself is kept for an operator
+
+
+def test_a_connection_with_its_own_retry_schedule_is_retried_by_it_and_the_others_by_the_global_one(
+        make_hub: Any) -> None:
+    patient, quick = unique("patient"), unique("quick")
+    # Given a peer retried on its own, slow schedule (as a SEOS peer is) and one on the global, quick one
+    hub = make_hub(connections={
+        patient: {"adapter": "memory", "fail_first": 1000,
+                  "delivery": {"retry": {"first_delay_seconds": 900, "max_delay_seconds": 230400,
+                                         "in_process_attempts": 1, "max_attempts": 11}}},
+        quick: {"adapter": "memory", "fail_first": 1000}},
+        routes=[{"name": "slow", "match": {"kind": ["Заповед"]}, "deliver_to": [patient]}],
+        default_route={"deliver_to": [quick]},
+        retry={"first_delay_seconds": 0.05, "max_delay_seconds": 0.1, "in_process_attempts": 1, "max_attempts": 2})
+    slow, fast = hub.submit(envelope(kind="Заповед")), hub.submit(envelope(kind="Писмо"))
+    # Then the quick one gives up after the global two attempts
+    wait_until(lambda: hub.journal.statuses([fast.envelope_id]).get(fast.envelope_id) == "failed")
+    # and the patient one waits its first 15 minutes before trying again, its attempts far from spent
+    wait_until(lambda: (d := hub.journal.get(slow.envelope_id)) is not None and d.deliveries
+               and d.deliveries[0].status == "retry")
+    delivery = hub.journal.get(slow.envelope_id).deliveries[0]  # type: ignore[union-attr]
+    assert delivery.attempts == 1 and delivery.next_try is not None
+    wait = (aware_utc(delivery.next_try) - datetime.now(UTC)).total_seconds()
+    assert 850 < wait <= 900
 
 
 def test_an_unreadable_message_goes_to_the_dead_letter_queue_and_work_goes_on(make_hub: Any) -> None:
