@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -69,18 +70,26 @@ def _rows(entities: tuple[Entity, ...], title: str) -> None:
     console.print(table)
 
 
-@registry_app.command("show")
-def show(eik: str, config: ConfigOption = None) -> None:
-    """The participants registered under an EIK, from the copy (``sync`` first for the newest)."""
+def _look_up(config: Path | None, how: Callable[[RegistryCache], tuple[Entity, ...]]
+             ) -> tuple[RegistryCache, tuple[Entity, ...]]:
+    """The copy, and what ``how`` finds in it; a copy not there yet is said, not a traceback."""
     from router.cli import console
     from schemas.errors import KurierError
 
     cache = _cache(config)
     try:
-        found = cache.by_eik(eik)
+        return cache, how(cache)
     except KurierError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+@registry_app.command("show")
+def show(eik: str, config: ConfigOption = None) -> None:
+    """The participants registered under an EIK, from the copy (``sync`` first for the newest)."""
+    from router.cli import console
+
+    cache, found = _look_up(config, lambda c: c.by_eik(eik))
     if not found:
         console.print(f"[red]no participant with EIK {eik} in the copy ({_age(cache)}) / няма такъв участник[/red]")
         raise typer.Exit(1)
@@ -90,15 +99,7 @@ def show(eik: str, config: ConfigOption = None) -> None:
 @registry_app.command("search")
 def search(text: str, config: ConfigOption = None) -> None:
     """Participants whose name, EIK or GUID contains TEXT, from the copy."""
-    from router.cli import console
-    from schemas.errors import KurierError
-
-    cache = _cache(config)
-    try:
-        found = cache.search(text)
-    except KurierError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    cache, found = _look_up(config, lambda c: c.search(text))
     _rows(found, f"{len(found)} participant(s) matching {text!r}: {_age(cache)}")
 
 
