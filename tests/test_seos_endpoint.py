@@ -15,6 +15,7 @@ from zeep.transports import Transport
 
 from adapters.seos.endpoint import SeosEndpoint, SoapFault, SubmitCall, TlsFiles
 from adapters.seos.soap import SOAP_ACTION, submit_request
+from schemas.errors import Transient
 from tests.tls_fixtures import TlsSet, tls_set  # noqa: F401 (the fixture)
 from tests.xmlsig_fixtures import SEOS_XSD_DIR, seos_message
 
@@ -27,7 +28,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[SubmitCall, bytes]] = []
-        self.fault: SoapFault | None = None
+        self.fault: SoapFault | Transient | None = None
 
     def __call__(self, call: SubmitCall) -> bytes:
         data = call.message.read_bytes()
@@ -148,6 +149,18 @@ def test_a_fault_from_the_handler_reaches_a_zeep_client_as_a_fault(
     service = _official_client(server.url(REGION), _session(tls_set))
     with pytest.raises(zeep.exceptions.Fault, match="липсва Header"):
         service.Submit(request="<Message/>")
+
+
+def test_a_receiver_that_cannot_decide_for_now_answers_a_server_fault_to_try_later(
+        endpoint: tuple[SeosEndpoint, Recorder], tls_set: TlsSet, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    server, recorder = endpoint
+    recorder.fault = Transient("the registry's copy is not loaded yet")
+    response = _post(server, tls_set, submit_request(b"<Message/>"))
+    root = etree.fromstring(response.content)
+    assert response.status_code == 500 and root.xpath("//faultcode/text()") == ["s:Server"]
+    assert "send it again later" in _fault(response)
+    # told in one line, without a traceback
+    assert "could not be handled for now" in caplog.text and "Traceback" not in caplog.text
 
 
 def test_wrong_address_wrong_action_and_oversized_messages_are_refused(

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from adapters.seos.soap import SOAP_ACTION, fault, iter_chunks, read_submit, submit_response
 from adapters.seos.wsdl import endpoint_wsdl
-from schemas.errors import Refused
+from schemas.errors import Refused, Transient
 
 __all__ = ["SeosEndpoint", "SoapFault", "SubmitCall", "TlsFiles"]
 
@@ -168,6 +168,11 @@ class _Request(BaseHTTPRequestHandler):
             return
         except SoapFault as exc:
             self._fault(str(exc), client=exc.client)
+            return
+        except Transient as exc:  # the journal or the registry's copy not there for now: said, not dumped
+            log.warning("SEOS endpoint: a Submit for %s could not be handled for now: %s", eik, exc)
+            self._fault(f"the receiver cannot take the message for now ({exc}); send it again later",
+                        client=False)
             return
         except Exception:
             log.exception("SEOS endpoint: handling a Submit for %s failed", eik)
