@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from asn1crypto import x509 as asn1_x509
-from lxml import etree
 
 from schemas.errors import Refused
 from schemas.identifiers import new_guid
@@ -44,15 +43,13 @@ from schemas.seos import (
     Header,
     Message,
     build_message,
-    parse_message,
 )
+from schemas.seos.parse import message_from_xml
 from schemas.seos.schema import schema_errors
+from schemas.xmlsafe import parse_xml
 from signing.keys import KeySource
 from signing.report import SignatureStatus
 from signing.xmldsig import sign_seos_message, verify_seos_message
-
-# Already read once by parse_message (hardened): this second parse only feeds the schema.
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 __all__ = ["Decision", "Directory", "Participant", "PeerPolicy", "Receiver", "Served"]
 
@@ -120,9 +117,11 @@ class Receiver:
     def receive(self, administration: str, data: bytes, tls_certificate: bytes | None) -> Decision:
         """Check ``data``, submitted to the endpoint of ``administration`` (EIK); raises :class:`Refused` for
         a message that does not read as SEOS (answered with a SOAP fault)."""
-        message = parse_message(data, max_bytes=self.max_bytes, store=self.store)
+        # Read once (hardened), the same tree checked against the schema and made into the Message.
+        root = parse_xml(data, what="the SEOS message", max_bytes=self.max_bytes)
+        message = message_from_xml(root, store=self.store)
         header = message.header
-        errors = schema_errors(etree.fromstring(data, _PARSER)) if self.policy(header.sender.guid).check_schema else []
+        errors = schema_errors(root) if self.policy(header.sender.guid).check_schema else []
         if errors and (answering := self.served.get(administration)) is not None:
             return self._refuse(answering, message, "schema", "съобщението не отговаря на XSD схемата на СЕОС: "
                                 + "; ".join(errors[:3]), "not valid against the SEOS schema: " + "; ".join(errors[:3]))
@@ -151,7 +150,7 @@ class Receiver:
             return self._refuse(served, message, "signature", f"подписът на съобщението не е валиден: {report.reason}",
                                 f"the message signature is not valid: {report.reason}")
         # From here on only what the signature covers counts: a wrapped copy cannot say something else.
-        covered = parse_message(etree.tostring(verification.signed[0]), max_bytes=self.max_bytes, store=self.store)
+        covered = message_from_xml(verification.signed[0], store=self.store)
         if covered.header != header or covered.message_type != message.message_type:
             return self._refuse(served, message, "signature", "подписаното съдържание не съвпада със съобщението",
                                 "the signed content differs from the message (signature wrapping)")

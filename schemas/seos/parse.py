@@ -23,7 +23,7 @@ from schemas.seos.model import SEOS_NS, Message
 from schemas.seos.reader import WHITESPACE, decode_base64, message_from_tree
 from schemas.xmlsafe import parse_xml
 
-__all__ = ["parse_message", "read_message"]
+__all__ = ["message_from_xml", "parse_message", "read_message"]
 
 _WHAT = "the SEOS message"
 _FEED = 64 * 1024
@@ -39,7 +39,11 @@ def parse_message(data: bytes, *, max_bytes: int = Limits().max_xml_bytes,
 
     Raises :class:`Refused` naming what is malformed, missing or hostile.
     """
-    root = parse_xml(data, what=_WHAT, max_bytes=max_bytes)
+    return message_from_xml(parse_xml(data, what=_WHAT, max_bytes=max_bytes), store=store)
+
+
+def message_from_xml(root: etree._Element, *, store: PayloadStore | None = None) -> Message:
+    """The Message of an already parsed (hardened) tree, for a caller that also validates or verifies it."""
 
     def bodies(element: etree._Element, _n: int, path: str) -> StoredFile:
         if store is None:
