@@ -20,7 +20,7 @@ from schemas.seos import (
     build_message,
 )
 from signing.xmldsig import sign_seos_message
-from tests.test_seos_receiver import PEER, REGION
+from tests.seos_fixtures import PEER, REGION
 from tests.xmlsig_fixtures import SignerPki, pki  # noqa: F401 (the fixture)
 
 SENT = new_guid()

@@ -7,7 +7,7 @@ import hashlib
 import io
 import os
 import tracemalloc
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,20 +18,8 @@ from router.store import FileStore
 from schemas.envelope import AttachmentRef, Correspondent, CorrespondentKind, Envelope, Party
 from schemas.errors import Permanent, Refused
 from schemas.seos import (
-    DocService,
-    DocStatus,
-    Document,
-    DocumentId,
     DocumentNumber,
     DocumentRegistrationRequest,
-    DocumentStatusRequest,
-    DocumentStatusResponse,
-    DocumentURI,
-    Entity,
-    Error,
-    ErrorType,
-    Header,
-    Message,
     build_message,
     envelope_from_message,
     message_from_envelope,
@@ -40,16 +28,14 @@ from schemas.seos import (
     write_message,
 )
 from signing.xmldsig import sign_seos_message, verify_seos_message
+from tests.seos_fixtures import PDF, RECIPIENT, SENDER, registration, the_four
 from tests.xmlsig_fixtures import EIK, SignerPki, pki, seos_message, seos_schema
 
 __all__ = ["pki"]  # the session fixture, imported so pytest finds it
 
 NS = "http://schemas.egov.bg/messaging/v1"
 DURI = "http://ereg.egov.bg/segment/0009-000001"
-PDF = b"%PDF-1.4\n%\xc7\xec\x8f\xa2\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
-SENDER = Entity(identifier=EIK, name="Община Тест", guid="{0F3A2C5E-8D41-4B7E-9C2A-1D5E6F708192}")
-RECIPIENT = Entity(identifier="000695114", name="Областна администрация Тест",
-                   guid="{6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}")
+
 
 
 @pytest.fixture(scope="module")
@@ -60,50 +46,6 @@ def schema(tmp_path_factory: pytest.TempPathFactory) -> etree.XMLSchema:
 @pytest.fixture
 def store(tmp_path: Path) -> FileStore:
     return FileStore(tmp_path / "store")
-
-
-def header(guid: str = "{11111111-2222-4333-8444-555555555555}") -> Header:
-    return Header(message_date=datetime(2026, 12, 1, 10, 0, tzinfo=UTC), sender=SENDER, recipient=RECIPIENT,
-                  message_guid=guid)
-
-
-def registration(store: FileStore) -> Message:
-    stored = store.put_bytes(PDF)
-    document = Document(
-        doc_id=DocumentId(guid="{aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee}",
-                          number=DocumentNumber(number="ОА-01-123", doc_date=date(2026, 12, 1))),
-        parent_id=DocumentId(guid="{bbbbbbbb-cccc-4ddd-8eee-ffffffffffff}",
-                             number=DocumentURI(register_index=12, sequence_number=345,
-                                                receipt_or_signing_date=date(2026, 11, 30))),
-        kind="Молба",
-        correspondents=[
-            Correspondent(name="Иван Иванов", city="София", address="ул. „Шипка“ 1", egn="7501010010",
-                          email="ivan@example.bg", kind=CorrespondentKind.APPLICANT),
-            Correspondent(name="Фирма ЕООД", city="Пловдив", bulstat="000695089", mol="Петър Петров",
-                          kind=CorrespondentKind.OTHER),
-        ],
-        attachments=[AttachmentRef(file_name="молба.pdf", mime_type="application/pdf", size=stored.size,
-                                   sha256=stored.sha256, comment="Сканирана молба")],
-        about="Молба за издаване на удостоверение", comment="Спешно",
-        service=DocService(name="Издаване на удостоверение", type="Бърза", code="2079"),
-        req_date_close=date(2026, 12, 15), attention_to="Мария Петрова",
-    )
-    return Message(header=header(), body=DocumentRegistrationRequest(document=document, comment="Моля, регистрирайте."))
-
-
-def the_four(store: FileStore) -> list[Message]:
-    doc_id = DocumentId(guid="{aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee}")
-    return [
-        registration(store),
-        Message(header=header(), body=DocumentStatusRequest(doc_id=doc_id)),
-        Message(header=header(), body=DocumentStatusResponse(
-            doc_id=DocumentId(guid=doc_id.guid, number=DocumentNumber(number="94-00-17", doc_date=date(2026, 12, 2))),
-            status=DocStatus.REJECTED, rejection_reason="Липсва подпис на заявителя",
-            expect_close_date=date(2026, 12, 20))),
-        Message(header=header(), body=Error(
-            error_type=ErrorType.EXTERNAL, description="Невалиден подпис на съобщението",
-            message_guid="{22222222-3333-4444-8555-666666666666}")),
-    ]
 
 
 # --- building -----------------------------------------------------------------------------------------

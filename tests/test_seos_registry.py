@@ -37,8 +37,8 @@ from adapters.seos.registry_snapshot import JsonSnapshotStore
 from adapters.seos.registry_wire import build_request, build_response
 from schemas.errors import ConfigError, Permanent, Refused, Transient
 from tests.hsm_fixtures import tls_server
-from tests.test_seos_receiver import OTHER_SERVED, PEER, _request, _signed, _tls
-from tests.test_seos_receiver import REGION as RECEIVER_REGION
+from tests.seos_fixtures import OTHER_SERVED, PEER, a_request, signed, tls
+from tests.seos_fixtures import REGION as RECEIVER_REGION
 from tests.xmlsig_fixtures import SEOS_XSD_DIR, SignerPki, pki  # noqa: F401 (the fixture)
 
 WSDL = SEOS_XSD_DIR / "EgovRegistry.wsdl"
@@ -549,9 +549,9 @@ def test_a_sender_the_registry_reactivates_is_accepted_after_the_next_refresh(
     served = {e.identifier: Served(e, pki.ec_signer) for e in (RECEIVER_REGION, OTHER_SERVED)}
     receiver = Receiver(served, RegistryDirectory(cache), [pki.root], seen=lambda _guid: False,
                         document_status=lambda _guid, _sender: None)
-    data = _signed(_request(), pki.signer)
+    data = signed(a_request(), pki.signer)
     # When it sends a registration request, Then the receiver refuses it, saying the registry's status
-    refused = receiver.receive(RECEIVER_REGION.identifier, data, _tls(pki))
+    refused = receiver.receive(RECEIVER_REGION.identifier, data, tls(pki))
     assert not refused.accepted and refused.check == "sender"
     assert refused.reason is not None and "временно неактивен" in refused.reason
     # When the registry reactivates it and the cache picks that up with GetNewRecords
@@ -559,4 +559,4 @@ def test_a_sender_the_registry_reactivates_is_accepted_after_the_next_refresh(
                  changed_at=(registry.last_change() or datetime.now(UTC)) + timedelta(seconds=1))
     assert cache.refresh().mode == "incremental"
     # Then the same request is accepted
-    assert receiver.receive(RECEIVER_REGION.identifier, data, _tls(pki)).accepted
+    assert receiver.receive(RECEIVER_REGION.identifier, data, tls(pki)).accepted

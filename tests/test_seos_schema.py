@@ -12,7 +12,7 @@ from schemas.errors import Refused
 from schemas.seos import build_message
 from schemas.seos.schema import schema_errors, validate
 from signing.xmldsig import sign_seos_message
-from tests.test_seos_messages import registration, the_four
+from tests.seos_fixtures import registration, the_four
 from tests.xmlsig_fixtures import SEOS_XSD_DIR, SignerPki, pki, seos_message, seos_schema  # noqa: F401
 
 
